@@ -1,0 +1,192 @@
+"""Reading and writing layerforge files: net/solver prototxt, binary weights (.caffemodel), solver state.
+
+Text errors read `file:line:col: message`. Binary files are written to a temporary file
+and renamed, so an interrupted write never replaces a good file with a broken one.
+"""
+import difflib
+import os
+import re
+import tempfile
+
+import numpy as np
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from layerforge.proto import layerforge_pb2 as pb
+
+
+class ConfigError(ValueError):
+    """A configuration, weights or state file is missing, malformed or does not fit."""
+
+
+# ---------------------------------------------------------------- text
+
+_STRING_FIELDS = None
+
+
+def _string_field_names():
+    """Names that are string fields everywhere they occur in the schema (safe to quote)."""
+    global _STRING_FIELDS
+    if _STRING_FIELDS is None:
+        kinds = {}
+
+        def visit(descriptor):
+            for field in descriptor.fields:
+                kinds.setdefault(field.name, set()).add(field.type == field.TYPE_STRING)
+            for nested in descriptor.nested_types:
+                visit(nested)
+
+        for message in pb.DESCRIPTOR.message_types_by_name.values():
+            visit(message)
+        _STRING_FIELDS = {name for name, is_string in kinds.items() if is_string == {True}}
+    return _STRING_FIELDS
+
+
+_BARE_VALUE = re.compile(r'^(\s*)(\w+)(\s*:\s*)([^"\'\s{#][^#]*?)(\s*(#.*)?)$')
+
+
+def _lenient(text):
+    """MyCaffe writes some strings unquoted (`lr_policy: inv`, `snapshot_prefix: a/b`)
+    and `ap_version: 11point`; quote or rename those so the strict parser accepts them."""
+    strings = _string_field_names()
+    lines = []
+    for line in text.split("\n"):
+        match = _BARE_VALUE.match(line)
+        if match and match.group(2) in strings:
+            indent, name, colon, value, rest = match.group(1, 2, 3, 4, 5)
+            value = value.replace("\\", "\\\\").replace('"', '\\"')
+            line = f'{indent}{name}{colon}"{value}"{rest}'
+        elif match and match.group(2) == "ap_version" and match.group(4) == "11point":
+            line = line.replace("11point", "elevenpoint")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _field_hint(message):
+    """For 'no field named "x"' errors: the closest real field names."""
+    found = re.search(r'Message type "([\w.]+)" has no field named "(\w+)"', message)
+    if not found:
+        return ""
+    descriptor = pb.DESCRIPTOR.pool.FindMessageTypeByName(found.group(1))
+    names = [f.name for f in descriptor.fields]
+    close = difflib.get_close_matches(found.group(2), names, n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def parse_text(text, message, source="<string>"):
+    """Parse prototxt `text` into `message` (cleared first); errors name source:line:col."""
+    try:
+        return text_format.Parse(text, message)
+    except text_format.ParseError as strict_error:
+        message.Clear()
+        try:
+            return text_format.Parse(_lenient(text), message)
+        except text_format.ParseError:
+            message.Clear()
+        error = strict_error
+    line, column = error.GetLine(), error.GetColumn()
+    detail = str(error).split(" : ", 1)[-1]
+    if isinstance(message, pb.NetParameter) and 'no field named "layers"' in detail:
+        raise ConfigError(
+            f"{source}:{line}: this net uses Caffe's legacy V1 format (`layers {{ type: CONVOLUTION }}`). "
+            f"layerforge reads only the current format (`layer {{ type: \"Convolution\" }}`); convert the "
+            f"file with Caffe's tools/upgrade_net_proto_text first.") from None
+    raise ConfigError(f"{source}:{line}:{column}: {detail}{_field_hint(detail)}") from None
+
+
+def read_text_file(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
+
+
+def read_net(path):
+    """NetParameter from a prototxt file."""
+    return parse_text(read_text_file(path), pb.NetParameter(), str(path))
+
+
+def read_solver(path):
+    """SolverParameter from a prototxt file."""
+    return parse_text(read_text_file(path), pb.SolverParameter(), str(path))
+
+
+def write_text(message, path):
+    write_atomic(path, text_format.MessageToString(message).encode())
+
+
+# ---------------------------------------------------------------- binary
+
+def write_atomic(path, payload):
+    """Write bytes to `path` through a temporary file in the same folder and a rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def read_binary(path, message):
+    """Parse a binary protobuf file; a missing, truncated or corrupt file is a ConfigError."""
+    try:
+        with open(path, "rb") as handle:
+            payload = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    try:
+        message.ParseFromString(payload)
+    except (DecodeError, RuntimeError) as err:
+        raise ConfigError(f"{path}: not a valid {type(message).__name__} file "
+                          f"(truncated or corrupt: {err})") from None
+    return message
+
+
+def array_to_blobproto(array, proto=None):
+    """BlobProto with `shape`; float64 arrays go to double_data, everything else to data."""
+    proto = proto if proto is not None else pb.BlobProto()
+    array = np.asarray(array)
+    proto.shape.dim.extend(array.shape)
+    if array.dtype == np.float64:
+        proto.double_data.extend(array.ravel())
+    else:
+        proto.data.extend(array.astype(np.float32, copy=False).ravel())
+    return proto
+
+
+def blobproto_to_array(proto, where="blob"):
+    """numpy array of a BlobProto (shape or legacy num/channels/height/width)."""
+    if proto.HasField("shape"):
+        shape = tuple(proto.shape.dim)
+    elif proto.num or proto.channels or proto.height or proto.width:
+        shape = (proto.num, proto.channels, proto.height, proto.width)
+    else:
+        shape = (len(proto.double_data) or len(proto.data),)
+    if len(proto.double_data):
+        values = np.array(proto.double_data, dtype=np.float64)
+    else:
+        values = np.array(proto.data, dtype=np.float32)
+    if values.size != int(np.prod(shape)):
+        raise ConfigError(f"{where}: shape {shape} needs {int(np.prod(shape))} values, "
+                          f"the file holds {values.size}")
+    return values.reshape(shape)
+
+
+def read_weights(path):
+    """NetParameter of a .caffemodel weights file (layers with name and blobs)."""
+    net = read_binary(path, pb.NetParameter())
+    if not net.layer:
+        raise ConfigError(f"{path}: holds no layers: not a layerforge/Caffe weights file, or one in "
+                          f"Caffe's legacy V1 format (upgrade it with Caffe's upgrade_net_proto_binary)")
+    return net
