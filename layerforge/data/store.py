@@ -1,0 +1,129 @@
+"""LMDB store of Caffe Datum records (key = zero-padded index), written atomically."""
+import io
+import os
+import shutil
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+from layerforge.data import DatasetError
+from layerforge.proto import layerforge_pb2 as pb
+
+MAP_SIZE = 1 << 40  # address space only: the file grows with the data (Caffe uses the same)
+
+
+def datums(images, labels, on_record=None):
+    """(key, serialized Datum) per image of a uint8 N×C×H×W array, keys "%08d" as in Caffe."""
+    datum = pb.Datum()
+    datum.channels, datum.height, datum.width = images.shape[1:]
+    for i, (image, label) in enumerate(zip(images, labels)):
+        datum.data = np.ascontiguousarray(image, np.uint8).tobytes()
+        datum.label = int(label)
+        yield b"%08d" % i, datum.SerializeToString()
+        if on_record is not None:
+            on_record(1)
+
+
+def write_lmdb(path, records):
+    """Write (key, value) records to a new LMDB at `path`, all or nothing.
+
+    The records go to a temporary directory that is renamed to `path` only after the
+    last one is committed; on any error it is removed and an existing `path` is left
+    untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        env = lmdb.open(str(temp), map_size=MAP_SIZE, subdir=True, lock=False)
+        try:
+            txn = env.begin(write=True)
+            for n, (key, value) in enumerate(records, 1):
+                txn.put(key, value)
+                if n % 1000 == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+            env.sync()
+        finally:
+            env.close()
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(temp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return path
+
+
+def count_records(path):
+    """Number of records in the LMDB at `path`, or None when there is none."""
+    if not (Path(path) / "data.mdb").is_file():
+        return None
+    try:
+        with lmdb.open(str(path), readonly=True, lock=False) as env:
+            return env.stat()["entries"]
+    except lmdb.Error:
+        return None
+
+
+def _decode(datum, source, key):
+    if datum.encoded:
+        from PIL import Image
+        try:
+            image = np.asarray(Image.open(io.BytesIO(datum.data)))
+        except OSError as err:
+            raise DatasetError(f"{source}: record {key}: cannot decode the encoded image: {err}") from err
+        return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    shape = (datum.channels, datum.height, datum.width)
+    if datum.data:
+        pixels = np.frombuffer(datum.data, np.uint8)
+    else:
+        pixels = np.asarray(datum.float_data, np.float32)
+    if pixels.size != np.prod(shape):
+        raise DatasetError(f"{source}: record {key} holds {pixels.size} values but says it is "
+                           f"{shape[0]}x{shape[1]}x{shape[2]}")
+    return pixels.reshape(shape)
+
+
+def read_lmdb(path):
+    """All records of an LMDB: (images N×C×H×W uint8 or float32, labels int64 N).
+
+    Every record must have the first record's size and kind (uint8 or float).
+    """
+    source = Path(path)
+    if not (source / "data.mdb").is_file():
+        raise DatasetError(f"{source}: no LMDB there (expected a directory holding data.mdb); "
+                           f"build one with `layerforge data mnist --out DIR` or "
+                           f"`layerforge data images --out DIR ROOT`")
+    datum = pb.Datum()
+    with lmdb.open(str(source), readonly=True, lock=False) as env, env.begin() as txn:
+        count = env.stat()["entries"]
+        if count == 0:
+            raise DatasetError(f"{source}: the LMDB holds no records")
+        images = labels = first_key = None
+        for i, (key, value) in enumerate(txn.cursor()):
+            key = key.decode(errors="replace")
+            try:
+                datum.ParseFromString(value)
+            except Exception as err:
+                raise DatasetError(f"{source}: record {key} is not a Datum: {err}") from err
+            image = _decode(datum, source, key)
+            if images is None:
+                images = np.empty((count,) + image.shape, image.dtype)
+                labels = np.empty(count, np.int64)
+                first_key = key
+            elif image.shape != images.shape[1:] or image.dtype != images.dtype:
+                raise DatasetError(
+                    f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
+                    f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
+                    f"all records must have one size (rebuild with --resize HxW)")
+            images[i] = image
+            labels[i] = datum.label
+    return images, labels
