@@ -43,6 +43,7 @@ def test_hand_computed_example():
 @pytest.mark.parametrize("n, dim", [(1, 1), (4, 3), (9, 2)])
 @pytest.mark.parametrize("options, margin", [("", 1.0), ("margin: 0.2", 0.2), ("margin: 3", 3.0)])
 def test_forward_matches_numpy(n, dim, options, margin):
+    margin = float(np.float32(margin))  # triplet_loss_param.margin is a float field
     a, p, neg = triplets(n, dim, margin, n)
     top = forward(loss_text(options), [a, p, neg])
     assert top[0].shape == () and top[0] == pytest.approx(reference(a, p, neg, margin), rel=1e-12)
