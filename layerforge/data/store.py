@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
+from tqdm import tqdm
 
 from layerforge.data import DatasetError
 from layerforge.proto import layerforge_pb2 as pb
@@ -127,3 +128,52 @@ def read_lmdb(path):
             images[i] = image
             labels[i] = datum.label
     return images, labels
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, progress=False):
+    """LMDB out_dir/images_lmdb from ROOT/<class>/<image>, plus out_dir/labels.txt.
+
+    Labels are the sorted class-folder indices; labels.txt lists one folder name per
+    line in label order. Colour images are stored RGB, C×H×W. `resize` is (height, width);
+    without it every image must have the first one's size. `shuffle` writes the records
+    in a seeded random order instead of class by class.
+    """
+    from PIL import Image
+    root, out_dir = Path(root), Path(out_dir)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    files = [(root / c / f, label) for label, c in enumerate(classes)
+             for f in sorted(os.listdir(root / c)) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise DatasetError(f"{root}: no PNG or JPEG images in class sub-folders (expected ROOT/<class>/<image>)")
+    if shuffle:
+        files = [files[i] for i in np.random.default_rng(0).permutation(len(files))]
+
+    def records():
+        datum = pb.Datum()
+        first = None
+        for i, (path, label) in enumerate(tqdm(files, desc="images", unit="img", disable=not progress)):
+            try:
+                with Image.open(path) as image:
+                    image = image.convert("L" if gray else "RGB")
+                    if resize:
+                        image = image.resize((resize[1], resize[0]), Image.BILINEAR)
+                    pixels = np.asarray(image)
+            except OSError as err:
+                raise DatasetError(f"{path}: cannot read the image: {err}") from err
+            pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+            if first is None:
+                first = (path, pixels.shape)
+            elif pixels.shape != first[1]:
+                raise DatasetError(f"{path} is {pixels.shape[1]}x{pixels.shape[2]} but {first[0]} is "
+                                   f"{first[1][1]}x{first[1][2]}; pass --resize HxW")
+            datum.channels, datum.height, datum.width = pixels.shape
+            datum.data = np.ascontiguousarray(pixels).tobytes()
+            datum.label = label
+            yield b"%08d" % i, datum.SerializeToString()
+
+    lmdb_path = write_lmdb(out_dir / "images_lmdb", records())
+    (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
+    return lmdb_path

@@ -1,0 +1,56 @@
+"""`layerforge data mnist|images`: build LMDB datasets."""
+import re
+import sys
+
+from layerforge.data import DatasetError
+from layerforge.data.idx import build_mnist_lmdbs
+from layerforge.data.store import build_image_lmdb
+
+
+def register(subparsers):
+    """Add the `data` sub-command (with `mnist` and `images`) to an argparse subparsers object."""
+    data = subparsers.add_parser("data", help="build LMDB datasets")
+    kinds = data.add_subparsers(dest="data_command", required=True)
+    mnist = kinds.add_parser("mnist", help="MNIST IDX files -> DIR/mnist_train_lmdb, DIR/mnist_test_lmdb")
+    mnist.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    mnist.add_argument("--from", dest="idx_dir", metavar="IDX_DIR",
+                       help="folder with the four IDX .gz files (default: $LAYERFORGE_MNIST, else download)")
+    mnist.set_defaults(func=run_mnist)
+    images = kinds.add_parser("images", help="ROOT/<class>/<image> -> DIR/images_lmdb and DIR/labels.txt")
+    images.add_argument("root", metavar="ROOT", help="folder with one sub-folder of images per class")
+    images.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    images.add_argument("--resize", metavar="HxW", type=_size, help="resize every image to H×W")
+    images.add_argument("--gray", action="store_true", help="store one grayscale channel")
+    images.add_argument("--shuffle", action="store_true", help="store records in a seeded random order")
+    images.set_defaults(func=run_images)
+
+
+def _size(text):
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text)
+    if not match or 0 in (int(match[1]), int(match[2])):
+        raise ValueError(text)
+    return int(match[1]), int(match[2])
+
+
+_size.__name__ = "HxW size"  # argparse names the type in its error message
+
+
+def run_mnist(args):
+    try:
+        train, test = build_mnist_lmdbs(args.out, args.idx_dir)
+    except DatasetError as err:
+        print(f"layerforge data mnist: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {train} and {test}")
+    return 0
+
+
+def run_images(args):
+    try:
+        path = build_image_lmdb(args.root, args.out, args.resize, args.gray, args.shuffle,
+                                progress=sys.stderr.isatty())
+    except DatasetError as err:
+        print(f"layerforge data images: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} and {path.parent / 'labels.txt'}")
+    return 0
