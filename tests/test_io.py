@@ -1,0 +1,149 @@
+"""Reading Caffe, MyCaffe and layerforge files; every kind of bad input gets a clear message."""
+import pathlib
+
+import numpy as np
+import pytest
+
+from layerforge import io
+from layerforge.proto import layerforge_pb2 as pb
+
+CONFIGS = pathlib.Path(__file__).parent / "configs"
+
+
+@pytest.mark.parametrize("name", ["bvlc_siamese_train_test", "bvlc_lenet_train_test",
+                                  "bvlc_lenet_deploy", "mycaffe_siamese_train_val"])
+def test_reference_nets_parse(name):
+    net = io.read_net(CONFIGS / f"{name}.prototxt")
+    assert len(net.layer) > 3
+
+
+def test_bvlc_siamese_keeps_deprecated_slice_dim_and_tied_names():
+    net = io.read_net(CONFIGS / "bvlc_siamese_train_test.prototxt")
+    slice_layer = next(l for l in net.layer if l.type == "Slice")
+    assert slice_layer.slice_param.slice_dim == 1 and not slice_layer.slice_param.HasField("axis")
+    names = [p.name for l in net.layer for p in l.param]
+    assert names.count("conv1_w") == 2 and names.count("feat_b") == 2
+
+
+def test_mycaffe_net_fields():
+    net = io.read_net(CONFIGS / "mycaffe_siamese_train_val.prototxt")
+    data = net.layer[0]
+    assert data.data_param.backend == pb.DataParameter.IMAGEDB
+    assert data.data_param.images_per_blob == 2 and data.data_param.output_all_labels
+    assert data.transform_param.color_order == pb.TransformationParameter.RGB
+    loss = next(l for l in net.layer if l.type == "ContrastiveLoss")
+    assert list(loss.loss_weight) == [1, 0] and loss.contrastive_loss_param.output_matches
+    assert loss.exclude[0].phase == pb.RUN
+
+
+def test_mycaffe_solver_with_bare_strings():
+    solver = io.read_solver(CONFIGS / "mycaffe_siamese_solver.prototxt")
+    assert solver.lr_policy == "inv" and solver.type == "SGD" and solver.regularization_type == "L2"
+    assert solver.snapshot_prefix == "examples/siamese/mnist_siamese"
+    assert solver.eval_type == pb.SolverParameter.CLASSIFICATION
+    assert solver.ap_version == pb.SolverParameter.INTEGRAL
+    assert not solver.test_initialization and solver.device_id == 1
+
+
+def test_mycaffe_ap_version_11point():
+    solver = io.parse_text("ap_version: 11point\nbase_lr: 0.1", pb.SolverParameter())
+    assert solver.ap_version == pb.SolverParameter.ELEVENPOINT
+
+
+def test_bvlc_solver():
+    solver = io.read_solver(CONFIGS / "bvlc_solver.prototxt")
+    assert solver.net.endswith("mnist_siamese_train_test.prototxt") and solver.max_iter == 50000
+    assert solver.solver_mode == pb.SolverParameter.GPU
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_malformed_text_names_file_line_column(tmp_path):
+    path = tmp_path / "bad.prototxt"
+    path.write_text('name: "x"\nlayer {\n  name: "a"\n  type: "ReLU"\n')
+    with pytest.raises(io.ConfigError, match=r"bad\.prototxt:4:\d+: Expected \"}\""):
+        io.read_net(path)
+
+
+def test_unknown_field_suggests_the_closest(tmp_path):
+    path = tmp_path / "typo.prototxt"
+    path.write_text('layer {\n  name: "c"\n  convolution_param { num_ouput: 3 }\n}\n')
+    with pytest.raises(io.ConfigError, match=r'typo\.prototxt:3:\d+: .*no field named "num_ouput"'
+                                               r'.*Did you mean num_output'):
+        io.read_net(path)
+
+
+def test_bad_enum_value(tmp_path):
+    path = tmp_path / "enum.prototxt"
+    path.write_text('layer { name: "p" pooling_param { pool: MAXIMUM } }')
+    with pytest.raises(io.ConfigError, match=r"enum\.prototxt:1:\d+: .*MAXIMUM"):
+        io.read_net(path)
+
+
+def test_v1_format_is_rejected_with_instructions(tmp_path):
+    path = tmp_path / "v1.prototxt"
+    path.write_text('name: "old"\nlayers {\n  name: "conv1"\n  type: CONVOLUTION\n}\n')
+    with pytest.raises(io.ConfigError, match=r"v1\.prototxt:2: .*legacy V1 format.*upgrade_net_proto_text"):
+        io.read_net(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(io.ConfigError, match=r"nothere\.prototxt: file not found"):
+        io.read_net(tmp_path / "nothere.prototxt")
+    with pytest.raises(io.ConfigError, match=r"nothere\.caffemodel: file not found"):
+        io.read_weights(tmp_path / "nothere.caffemodel")
+
+
+def test_truncated_weights_file(tmp_path):
+    net = pb.NetParameter(name="n")
+    layer = net.layer.add(name="ip", type="InnerProduct")
+    io.array_to_blobproto(np.arange(1000, dtype=np.float32).reshape(10, 100), layer.blobs.add())
+    payload = net.SerializeToString()
+    path = tmp_path / "cut.caffemodel"
+    path.write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(io.ConfigError, match=r"cut\.caffemodel: not a valid NetParameter file \(truncated"):
+        io.read_weights(path)
+
+
+def test_weights_file_without_layers(tmp_path):
+    path = tmp_path / "empty.caffemodel"
+    path.write_bytes(b"")
+    with pytest.raises(io.ConfigError, match="holds no layers"):
+        io.read_weights(path)
+
+
+def test_blob_with_wrong_value_count():
+    proto = pb.BlobProto()
+    proto.shape.dim.extend([2, 3])
+    proto.data.extend([1.0] * 5)
+    with pytest.raises(io.ConfigError, match=r"shape \(2, 3\) needs 6 values, the file holds 5"):
+        io.blobproto_to_array(proto)
+
+
+# ---------------------------------------------------------------- blobs and atomic writes
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blobproto_round_trip(dtype):
+    array = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(dtype)
+    back = io.blobproto_to_array(io.array_to_blobproto(array))
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, array)
+
+
+def test_legacy_4d_blob_shape():
+    proto = pb.BlobProto(num=1, channels=2, height=1, width=3, data=[1, 2, 3, 4, 5, 6])
+    assert io.blobproto_to_array(proto).shape == (1, 2, 1, 3)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(b"good")
+
+    class Boom:
+        def __len__(self):
+            raise OSError("disk full")
+
+    with pytest.raises(Exception):
+        io.write_atomic(path, Boom())
+    assert path.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["w.caffemodel"]
