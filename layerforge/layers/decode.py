@@ -54,11 +54,9 @@ class _ClassCentroids(Layer):
                 blob.reshape((num_classes,) + blob.shape[1:])
                 blob.data[:old.shape[0]] = old
 
-    def _centroid_distances(self, x, out):
-        """Squared distances to each centroid; classes never seen or ignored get FLT_MAX."""
-        centroids, counts = self.blobs[0].data, self.blobs[1].data
-        distance.sq_distances(x, centroids, out)
-        out[:, counts == 0] = FLT_MAX
+    def _mask_unknown(self, out):
+        """Distances to classes never seen, and to ignored classes, become FLT_MAX."""
+        out[:, self.blobs[1].data == 0] = FLT_MAX
         out[:, self.ignore[(self.ignore >= 0) & (self.ignore < out.shape[1])]] = FLT_MAX
 
     def load_blobs(self, arrays):
@@ -151,7 +149,9 @@ class DecodeLayer(_ClassCentroids):
         top[0].reshape((n, num_classes))
         if self.knn:
             distance.knn_distances(x, self.blobs[4].data, counts, p.k, FLT_MAX, top[0].data)
-        self._centroid_distances(x, top[0].data)
+        else:
+            distance.sq_distances(x, self.blobs[0].data, top[0].data)
+        self._mask_unknown(top[0].data)
         if len(top) > 1:
             top[1].reshape((num_classes, self.dim))
             active = counts > 0
@@ -243,7 +243,8 @@ class AccuracyEncodingLayer(_ClassCentroids):
         labels = self._labels(bottom)
         keep = ~np.isin(labels, self.ignore)
         dist = np.empty((n, self.blobs[0].shape[0]), x.dtype)
-        self._centroid_distances(x, dist)
+        distance.sq_distances(x, self.blobs[0].data, dist)
+        self._mask_unknown(dist)
         if dist.shape[1] and keep.any():
             correct = (dist.argmin(axis=1) == labels) & (dist.min(axis=1) < FLT_MAX)
             top[0].data[...] = correct[keep].mean()
