@@ -1,0 +1,339 @@
+"""The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
+embed and data sub-commands. `python -m layerforge` is the same program.
+
+Results go to stdout; log lines ("Iteration 500, loss = 0.0421") go to stderr. Bad input
+(a missing file, a malformed prototxt, an unknown layer) prints one line,
+"layerforge: error: <message>", and exits with status 2; --debug shows the traceback.
+"""
+import argparse
+import logging
+import os
+import sys
+
+PROG = "layerforge"
+log = logging.getLogger("layerforge")
+
+
+class CommandError(ValueError):
+    """A sub-command cannot run as asked."""
+
+
+# ---------------------------------------------------------------- sub-commands
+
+def cmd_train(args):
+    from layerforge.solver import get_solver
+    from layerforge.tools.log import JsonLinesLog
+
+    solver = get_solver(args.solver, weights=args.weights)
+    log_path = args.log or _default_log_path(solver.param.snapshot_prefix, args.solver)
+    finals = {}
+
+    def remember_tests(event):
+        if event.get("event") == "test":
+            finals[event.get("net", 0)] = (event.get("iter"), event.get("outputs", {}))
+
+    with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
+        jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
+               "resume": args.snapshot, "max_iter": solver.param.max_iter})
+        solver.callbacks += [jsonl, remember_tests]
+        log.info("Writing the JSON-lines training log to %s", log_path)
+        if _show_progress():
+            _solve_with_progress_bar(solver, args.snapshot)
+        else:
+            solver.solve(resume=args.snapshot)
+    if not finals:
+        for index in range(len(solver.test_nets)):
+            finals[index] = (solver.iter, solver.test(index))
+    for index, (iteration, outputs) in sorted(finals.items()):
+        print(f"Test net #{index} (iteration {iteration}):")
+        for name, value in outputs.items():
+            print(f"    {name} = {_format_value(value)}")
+    print(f"Training log: {log_path}")
+    return 0
+
+
+def _default_log_path(snapshot_prefix, solver_path):
+    """<snapshot_prefix>_log.jsonl; Caffe's default prefix is the solver file without extension."""
+    prefix = snapshot_prefix or os.path.splitext(os.fspath(solver_path))[0]
+    return f"{prefix}_log.jsonl"
+
+
+def _show_progress():
+    return sys.stderr.isatty()
+
+
+def _solve_with_progress_bar(solver, resume):
+    """Solve with a tqdm bar (iterations, smoothed loss, last test output); log lines are
+    printed above the bar instead of through it."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    bar = tqdm(total=solver.param.max_iter, initial=solver.iter, unit="iter",
+               dynamic_ncols=True, file=sys.stderr)
+    postfix = {}
+
+    def update(event):
+        kind = event.get("event")
+        if kind == "train":
+            bar.update(max(0, event["iter"] - bar.n))
+            postfix["loss"] = f"{event.get('smoothed_loss', event['loss']):.4g}"
+        elif kind == "test" and event.get("outputs"):
+            name, value = _headline(event["outputs"])
+            postfix[name] = _format_value(value)
+        else:
+            return
+        bar.set_postfix(postfix)
+
+    solver.callbacks.append(update)
+    with logging_redirect_tqdm(loggers=[log]), bar:
+        solver.solve(resume=resume)
+        bar.update(max(0, solver.iter - bar.n))
+
+
+def _headline(outputs):
+    """The test output worth showing in the bar: accuracy if there is one, else the first."""
+    name = next((n for n in outputs if "accuracy" in n), next(iter(outputs)))
+    return name, outputs[name]
+
+
+def _format_value(value):
+    return f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
+
+
+def cmd_test(args):
+    import numpy as np
+
+    from layerforge.net import Net
+
+    net = Net(args.model, args.phase, weights=args.weights)
+    weights = {name: w for e in net.entries for name, w in zip(e.top_names, e.loss_weights) if w}
+    sums, skipped = {}, set()
+    for batch in range(args.iterations):
+        for name, value in net.forward().items():
+            if np.size(value) != 1:
+                skipped.add(f"{name} {tuple(np.shape(value))}")
+                continue
+            sums[name] = sums.get(name, 0.0) + float(np.ravel(value)[0])
+            log.info("Batch %d, %s = %.6g", batch, name, float(np.ravel(value)[0]))
+    if skipped:
+        log.info("Not averaged (not scalar): %s", ", ".join(sorted(skipped)))
+    if not sums:
+        log.warning("The net has no scalar outputs to report")
+    for name, total in sums.items():
+        mean = total / args.iterations
+        extra = f" (* {weights[name]:g} = {weights[name] * mean:.6g} loss)" if name in weights else ""
+        print(f"{name} = {mean:.6g}{extra}")
+    return 0
+
+
+def cmd_time(args):
+    from layerforge.net import Net
+    from layerforge.tools.timing import time_net
+
+    net = Net(args.model, args.phase)
+    log.info("Timing %d forward-backward iterations after %d warm-up", args.iterations, args.warmup)
+    for line in time_net(net, args.iterations, args.warmup).lines():
+        print(line)
+    return 0
+
+
+def cmd_draw(args):
+    from layerforge.tools.draw import draw_net
+
+    phase = None if args.phase == "ALL" else args.phase
+    print(f"Wrote {draw_net(args.net, args.out, phase, args.rankdir)}")
+    return 0
+
+
+def cmd_plot(args):
+    from layerforge.tools.plot import plot_log
+
+    out = args.out or os.path.splitext(os.fspath(args.log))[0] + ".png"
+    print(f"Wrote {plot_log(args.log, out)}")
+    return 0
+
+
+def cmd_embed(args):
+    from layerforge.net import Net
+    from layerforge.tools.embed import collect_encodings, plot_embedding
+
+    net = Net(args.model, args.phase, weights=args.weights)
+    label_blob = args.label_blob
+    if label_blob is None and "label" in net.blobs:
+        label_blob = "label"
+    encodings, labels = collect_encodings(net, args.blob, label_blob, args.iterations)
+    if labels is None:
+        log.info("No label blob: the points are not coloured by class (use --label-blob)")
+    note = plot_embedding(encodings, labels, args.out, f"'{args.blob}'")
+    if note:
+        print(f"'{args.blob}' has {encodings.shape[1]} dimensions: {note}")
+    print(f"Wrote {args.out} ({len(encodings)} encodings of '{args.blob}'"
+          f"{f', classes from {label_blob!r}' if labels is not None else ''})")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def _positive(text):
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+_positive.__name__ = "positive integer"   # argparse names the type in its error message
+
+
+def build_parser():
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of errors")
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[debug],
+        description="Caffe-style deep learning: train and test nets described in prototxt files.")
+    parser.set_defaults(debug=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help, description):
+        sub = commands.add_parser(name, parents=[debug], help=help, description=description)
+        sub.set_defaults(func=func)
+        return sub
+
+    train = command(
+        "train", cmd_train, "train a net with a solver prototxt",
+        "Build the solver and train until max_iter (or early stopping / Ctrl-C, which snapshots). "
+        "On a terminal a progress bar shows iterations, loss and the last test output; otherwise "
+        "Caffe-style log lines go to stderr. A JSON-lines log of every train/test/snapshot event "
+        "is always written (for `layerforge plot`). The final test outputs are printed at the end.")
+    train.add_argument("--solver", required=True, metavar="S", help="solver prototxt")
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("--weights", metavar="W", help="initialise from these .caffemodel weights")
+    start.add_argument("--snapshot", metavar="S.solverstate",
+                       help="resume from this solver state (and the weights it names)")
+    train.add_argument("--log", metavar="FILE.jsonl",
+                       help="JSON-lines log path (default: <snapshot_prefix>_log.jsonl; "
+                            "appended to when resuming)")
+    train.add_argument("--quiet", action="store_true", help="no log lines, only warnings and results")
+
+    test = command(
+        "test", cmd_test, "score a trained net",
+        "Run N forward passes and print the mean of each scalar output, like `caffe test` "
+        "(e.g. 'accuracy = 0.9712'; losses also show their weighted value).")
+    test.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    test.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    test.add_argument("--iterations", type=_positive, default=50, metavar="N",
+                      help="number of batches (default: 50)")
+    test.add_argument("--phase", choices=("TEST", "RUN"), default="TEST",
+                      help="net phase (default: TEST)")
+
+    time_ = command(
+        "time", cmd_time, "benchmark a net layer by layer",
+        "Mean forward and backward milliseconds per layer and in total per iteration, like `caffe "
+        "time`. The net runs on its own data (Input blobs hold zeros). Untimed warm-up passes "
+        "come first so Numba compilation is not counted.")
+    time_.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    time_.add_argument("--iterations", type=_positive, default=50, metavar="N",
+                       help="timed iterations (default: 50)")
+    time_.add_argument("--warmup", type=int, default=1, metavar="N",
+                       help="untimed iterations first (default: 1)")
+    time_.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TRAIN",
+                       help="net phase (default: TRAIN)")
+
+    draw = command(
+        "draw", cmd_draw, "draw a net's graph",
+        "Draw layers (boxes) and blobs (ellipses); parameters shared by name (tied weights) are "
+        "dashed blue edges. The output extension picks the format: .dot needs nothing, "
+        ".png/.svg/.pdf need Graphviz's `dot` program.")
+    draw.add_argument("net", metavar="NET", help="net prototxt")
+    draw.add_argument("out", metavar="OUT", help="output file: out.png, out.svg or out.dot")
+    draw.add_argument("--phase", choices=("ALL", "TRAIN", "TEST", "RUN"), default="ALL",
+                      help="draw only this phase's layers (default: ALL layers)")
+    draw.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR",
+                      help="graph direction (default: LR, left to right)")
+
+    plot = command(
+        "plot", cmd_plot, "plot loss and test curves from a training log",
+        "Plot train/test loss (top) and the other test outputs (bottom) against iteration, from "
+        "the JSON-lines log of `layerforge train` or a Caffe text log, to a PNG.")
+    plot.add_argument("log", metavar="LOG", help="training log: .jsonl, or a Caffe/layerforge text log")
+    plot.add_argument("--out", metavar="PNG", help="output PNG (default: LOG with .png)")
+
+    embed = command(
+        "embed", cmd_embed, "scatter-plot a net's 2-D encodings by class",
+        "Run the net, collect the encodings in --blob and their labels, and scatter them coloured "
+        "by class to a PNG (only the first 2 dimensions when there are more).")
+    embed.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    embed.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    embed.add_argument("--blob", required=True, metavar="BLOB", help="blob with N×D encodings, e.g. feat")
+    embed.add_argument("--label-blob", metavar="BLOB",
+                       help="blob with the labels (N, or N×K with the encoding's label in column 0; "
+                            "default: 'label' if the net has it)")
+    embed.add_argument("--iterations", type=_positive, default=10, metavar="N",
+                       help="batches to collect (default: 10)")
+    embed.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
+                       help="net phase (default: TEST)")
+    embed.add_argument("--out", default="embed.png", metavar="PNG", help="output PNG (default: embed.png)")
+
+    try:
+        from layerforge.data import commands as data_commands
+    except ImportError as err:
+        data = command("data", None, "build LMDB datasets (unavailable)",
+                       f"Unavailable: the data commands failed to import ({err}).")
+        data.set_defaults(func=_unavailable(err))
+    else:
+        data_commands.register(commands)
+    return parser
+
+
+def _unavailable(err):
+    def run(args):
+        raise CommandError(f"'{PROG} data' is unavailable: {err}")
+    return run
+
+
+# ---------------------------------------------------------------- entry point
+
+def _user_errors():
+    """Exception types meaning bad input rather than a bug: reported in one line."""
+    from layerforge.io import ConfigError
+    from layerforge.layer import LayerError
+    from layerforge.net import NetError
+    from layerforge.registry import UnknownLayerError
+    return (ConfigError, NetError, LayerError, UnknownLayerError, OSError)
+
+
+def _is_user_error(err):
+    # Every layerforge error class (DatasetError, SolverError, DrawError, ...) is a ValueError.
+    return isinstance(err, _user_errors()) or (
+        isinstance(err, ValueError) and type(err).__module__.startswith("layerforge."))
+
+
+def _configure_logging(quiet):
+    """Caffe-style lines on stderr: 'I0312 10:23:45 Iteration 500, loss = 0.0421'."""
+    for handler in [h for h in log.handlers if getattr(h, "_layerforge_cli", False)]:
+        log.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._layerforge_cli = True
+    handler.setFormatter(logging.Formatter("%(levelname).1s%(asctime)s %(message)s", "%m%d %H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def main(argv=None):
+    """Run the `layerforge` command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:   # --help, or a usage error argparse already printed
+        return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
+    _configure_logging(getattr(args, "quiet", False))
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug or not _is_user_error(err):
+            raise
+        message = " ".join(str(err).split("\n")) or type(err).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
