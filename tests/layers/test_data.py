@@ -1,0 +1,204 @@
+"""Data layer on a synthetic LMDB: plain batches, MyCaffe pairing, determinism, prefetch, resume."""
+import gc
+import json
+
+import numpy as np
+import pytest
+
+from layerforge.data.prefetch import Prefetcher
+from layerforge.data.store import datums, write_lmdb
+from layerforge.layer import LayerError
+from tests.gradient_check import make_layer
+
+NUM, SHAPE, CLASSES = 23, (1, 5, 4), 4
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """23 distinct random images, labels 0..3 (class 3 has a single record)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (NUM,) + SHAPE, dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 7 + [3, 0])
+    path = write_lmdb(tmp_path_factory.mktemp("data") / "db", datums(images, labels))
+    return str(path), images, labels
+
+
+def data_layer(source, options="", transform="", phase="TRAIN", seed=0, tops=2):
+    text = (f'name: "pair_data" type: "Data" top: "data" top: "label" transform_param {{ {transform} }} '
+            f'data_param {{ source: "{source}" {"" if "backend" in options else "backend: LMDB"} {options} }}')
+    layer, bottom, top = make_layer(text, [], phase, seed, np.float32, tops)
+    return layer, top
+
+
+def run(layer, top, count):
+    out = []
+    for _ in range(count):
+        layer.forward([], top)
+        out.append([t.data.copy() for t in top])
+    return out
+
+
+def same_runs(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q))
+
+
+def record_of(dataset, image):
+    """Index of the stored record whose pixels equal `image` (C×H×W)."""
+    matches = np.flatnonzero(np.all(dataset[1] == image, axis=(1, 2, 3)))
+    assert len(matches) == 1
+    return matches[0]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 23])
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_plain_batches_are_sequential(dataset, batch_size, prefetch):
+    source, images, labels = dataset
+    layer, top = data_layer(source, f"batch_size: {batch_size} prefetch: {prefetch} images_per_blob: 1",
+                            "scale: 0.5")
+    assert top[0].shape == (batch_size,) + SHAPE and top[1].shape == (batch_size,)
+    order = np.arange(5 * batch_size) % NUM
+    for i, (data, label) in enumerate(run(layer, top, 5)):
+        rows = order[i * batch_size:(i + 1) * batch_size]
+        np.testing.assert_array_equal(data, images[rows] * np.float32(0.5))
+        np.testing.assert_array_equal(label, labels[rows])
+    layer.close()
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 8])
+def test_balanced_similarity_alternates_across_batches(dataset, batch_size):
+    source, images, labels = dataset
+    layer, top = data_layer(source, f"batch_size: {batch_size} images_per_blob: 2")
+    assert top[0].shape == (batch_size, 2) + SHAPE[1:] and top[1].shape == (batch_size,)
+    similarity = []
+    for data, sim in run(layer, top, 6):
+        for item, s in zip(data, sim):
+            a, b = (record_of(dataset, item[k:k + 1]) for k in (0, 1))
+            assert s == float(labels[a] == labels[b])
+        similarity.extend(sim)
+    np.testing.assert_array_equal(similarity, np.arange(len(similarity)) % 2 == 0)
+    layer.close()
+
+
+def test_output_all_labels_match_the_stacked_images(dataset):
+    source, images, labels = dataset
+    layer, top = data_layer(source, "batch_size: 6 images_per_blob: 2 output_all_labels: true shuffle: true",
+                            "scale: 0.00390625")
+    assert top[1].shape == (6, 2)
+    for data, label in run(layer, top, 5):
+        for item, pair in zip(data, label):
+            stored = [labels[record_of(dataset, np.round(item[k:k + 1] * 256))] for k in (0, 1)]
+            np.testing.assert_array_equal(pair, stored)
+        np.testing.assert_array_equal(label[0::2, 0] == label[0::2, 1], True)
+        np.testing.assert_array_equal(label[1::2, 0] != label[1::2, 1], True)
+    layer.close()
+
+
+def test_every_class_appears(dataset):
+    layer, top = data_layer(dataset[0], "batch_size: 8 images_per_blob: 2 output_all_labels: true shuffle: true")
+    seen = np.concatenate([label for _, label in run(layer, top, 10)])
+    assert set(seen[:, 0]) == set(range(CLASSES)) and set(seen[1::2, 1]) == set(range(CLASSES))
+    layer.close()
+
+
+OPTIONS = "batch_size: 5 images_per_blob: 2 shuffle: true rand_skip: 9 prefetch: 3"
+TRANSFORM = "scale: 0.1 mirror: true crop_size: 3 augmentation { crop_pad: 1 rotation: 10 contrast: 0.1 }"
+
+
+def test_seeded_runs_repeat_exactly(dataset):
+    runs = [run(*data_layer(dataset[0], OPTIONS, TRANSFORM, seed=seed), 8) for seed in (3, 3, 4)]
+    assert same_runs(runs[0], runs[1])
+    assert not same_runs(runs[0], runs[2])
+    synchronous = run(*data_layer(dataset[0], OPTIONS.replace("prefetch: 3", "prefetch: 0"), TRANSFORM, seed=3), 8)
+    assert same_runs(synchronous, runs[0])
+
+
+def test_state_reflects_consumed_batches(dataset):
+    layer, top = data_layer(dataset[0], OPTIONS, TRANSFORM, seed=1)
+    run(layer, top, 4)
+    state = json.loads(json.dumps(layer.get_state()))
+    expected = run(layer, top, 6)  # meanwhile the thread has produced batches beyond these
+    resumed, resumed_top = data_layer(dataset[0], OPTIONS, TRANSFORM, seed=42)
+    resumed.set_state(state)
+    assert same_runs(run(resumed, resumed_top, 6), expected)
+    layer.set_state(state)  # rewinding the same layer discards its prefetched batches
+    assert same_runs(run(layer, top, 6), expected)
+    layer.close()
+    resumed.close()
+
+
+def test_prefetch_thread_stops_on_close_and_on_collection(dataset):
+    layer, top = data_layer(dataset[0], "batch_size: 2 prefetch: 2")
+    run(layer, top, 1)
+    thread = layer._prefetcher.thread
+    assert thread.daemon and thread.is_alive()
+    layer.close()
+    assert not thread.is_alive()
+    run(layer, top, 1)  # a later forward starts a new thread
+    thread = layer._prefetcher.thread
+    assert thread.is_alive()
+    del layer
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_prefetch_error_reaches_the_consumer():
+    def broken():
+        raise RuntimeError("bad record")
+
+    prefetcher = Prefetcher(broken, 2)
+    with pytest.raises(RuntimeError, match="bad record"):
+        prefetcher.get()
+    assert prefetcher.thread is None
+
+
+def test_enable_random_selection_shuffles_and_mycaffe_spellings_parse(dataset):
+    source, images, _ = dataset
+    options = ("batch_size: 23 enable_random_selection: True images_per_blob: 2 output_all_labels: True "
+               "balance_matches: True")
+    layer, top = data_layer(source, options, "scale: 0.00390625 color_order: RGB")
+    first = [record_of(dataset, np.round(item[:1] * 256)) for item in run(layer, top, 1)[0][0]]
+    assert sorted(first) == list(range(NUM)) and first != list(range(NUM))
+    layer.close()
+    layer, top = data_layer(source, options.replace("True images_per_blob", "False images_per_blob"))
+    np.testing.assert_array_equal(run(layer, top, 1)[0][0][:, :1], images)  # explicit false: sequential
+    layer.close()
+
+
+def test_deprecated_data_param_transform_fields(dataset):
+    layer, top = data_layer(dataset[0], "batch_size: 2 scale: 0.25 crop_size: 3", phase="TEST")
+    data = run(layer, top, 1)[0][0]
+    np.testing.assert_array_equal(data, dataset[1][:2, :, 1:4, 0:3] * np.float32(0.25))
+    layer.close()
+
+
+def test_label_top_is_optional(dataset):
+    layer, top = data_layer(dataset[0], "batch_size: 3", tops=1)
+    np.testing.assert_array_equal(run(layer, top, 1)[0][0], dataset[1][:3])
+    layer.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    ("batch_size: 2 backend: IMAGEDB", r"backend IMAGEDB: MyCaffe's IMAGEDB is not available.*"
+                                       r"layerforge data mnist --out DIR.*backend: LMDB"),
+    ("batch_size: 2 backend: LEVELDB", "backend LEVELDB: LEVELDB is not supported"),
+    ("batch_size: 0", "batch_size must be at least 1, got 0"),
+    ("batch_size: 2 images_per_blob: 0", "images_per_blob must be at least 1, got 0"),
+])
+def test_config_errors(dataset, options, message):
+    with pytest.raises(LayerError, match=f"layer 'pair_data' \\(Data\\): data_param\\.{message}"):
+        data_layer(dataset[0], options)
+
+
+def test_source_errors(tmp_path):
+    with pytest.raises(LayerError, match=r"'pair_data'.*source .*missing.*no LMDB there.*layerforge data mnist"):
+        data_layer(str(tmp_path / "missing"), "batch_size: 2")
+    records = list(datums(np.zeros((2, 1, 4, 4), np.uint8), [0, 1]))
+    records += list(datums(np.zeros((1, 1, 5, 4), np.uint8), [1]))[:1]
+    records[2] = (b"00000002", records[2][1])
+    path = write_lmdb(tmp_path / "mixed", records)
+    with pytest.raises(LayerError, match=r"source .*mixed.*record 00000002 is a 1x5x4 uint8 image but record "
+                                         r"00000000 is 1x4x4"):
+        data_layer(str(path), "batch_size: 2")
+    with pytest.raises(LayerError, match="crop_size 6 is larger than the 4x4 images"):
+        data_layer(str(write_lmdb(tmp_path / "ok", records[:2])), "batch_size: 2", "crop_size: 6")
