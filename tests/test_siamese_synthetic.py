@@ -66,6 +66,8 @@ def test_siamese_learns_separable_encoding(tmp_path):
     centres = 2.0 * rng.standard_normal((CLASSES, INPUT_DIM))
     train = Net(param, phase=pb.TRAIN, seed=0)
     assert train.params["ip1"][0] is train.params["ip1_p"][0]  # tied weights
+    test = Net(param, phase=pb.TEST, seed=0)
+    test.share_with(train)  # before training, as a solver does: Decode's state grows in place
     velocity = [np.zeros_like(b.data) for b in train.learnable_params]
     losses = []
     for it in range(400):
@@ -81,8 +83,6 @@ def test_siamese_learns_separable_encoding(tmp_path):
     assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:20])
     assert train.layers["decode1"].blobs[2].data.all()  # every class ready
 
-    test = Net(param, phase=pb.TEST, seed=0)
-    test.share_with(train)
     state_before = [b.data.copy() for b in train.layers["decode1"].blobs]
     held_out = np.random.default_rng(1)
     accuracy = accuracy_on(test, held_out, centres, 8)

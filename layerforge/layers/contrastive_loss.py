@@ -15,7 +15,8 @@ class ContrastiveLossLayer(Layer):
     (similar when all K are equal, as MyCaffe's pair Data layer gives them). `legacy_version`
     uses max(m - d^2, 0) for dissimilar pairs. With `output_matches`, top 1 (N x 1) is 1 where
     the distance classifies the pair correctly (similar: d <= m, dissimilar: d > m), else 0.
-    The similarity bottom gets no gradient.
+    The similarity bottom gets no gradient. loss_param.normalization is ignored, as in Caffe
+    and MyCaffe: the loss is always divided by 2N.
     """
 
     exact_num_bottom = 3

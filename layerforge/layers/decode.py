@@ -11,11 +11,9 @@ FLT_MAX = float(np.finfo(np.float32).max)
 
 
 class _ClassCentroids(Layer):
-    """Shared state handling: per-class non-learnable blobs that grow with the label count.
-
-    State lives in self.blobs (axis 0 of every blob but the iteration counter is the
-    class), is read through self.blobs[i] on every call (the test net shares these Blobs)
-    and grows in place, so sharing survives.
+    """Per-class state in non-learnable blobs whose axis 0 is the class (all but the
+    iteration counter). It is read through self.blobs[i] on every call, because the test
+    net shares these Blobs, and grows in place so that sharing survives.
     """
 
     has_backward = False
@@ -94,8 +92,9 @@ class DecodeLayer(_ClassCentroids):
     copied, the centroid is the exact running mean while n < M, then an exponential moving
     average with alpha = 1/M; the class is ready once n >= M. Target KNN also keeps each
     class's last M encodings in a ring buffer and reports the mean of the k smallest squared
-    distances to them. Ignored labels are not learned and do not add classes. enable_centroid_update: false freezes
-    the learned state (e.g. loaded from weights) and counts every class as ready.
+    distances to them. Ignored labels are not learned and do not add classes.
+    enable_centroid_update: false freezes the learned state (e.g. loaded from weights) and
+    counts every class as ready.
 
     State (non-learnable blobs, saved with the weights, shared with the test net, updated
     only in TRAIN): [0] centroids (L x D), [1] samples seen per class (L), [2] ready flags
@@ -112,9 +111,12 @@ class DecodeLayer(_ClassCentroids):
         p = self.param.decode_param
         if p.target == pb.DecodeParameter.PREGEN:
             raise self.error("decode_param.target PREGEN is not supported; use CENTROID or KNN")
-        for field in ("cache_size", "k", "centroid_output_iteration"):
-            if getattr(p, field) < (0 if field == "centroid_output_iteration" else 1):
+        for field in ("cache_size", "k"):
+            if getattr(p, field) < 1:
                 raise self.error(f"decode_param.{field} must be positive, got {getattr(p, field)}")
+        if p.centroid_output_iteration < 0:
+            raise self.error(f"decode_param.centroid_output_iteration must not be negative, "
+                             f"got {p.centroid_output_iteration}")
         if self.phase == pb.TRAIN and len(bottom) < 2:
             raise self.error("needs a labels bottom in TRAIN to learn the class centroids")
         if p.output_centroids and len(top) < 2:

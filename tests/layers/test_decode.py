@@ -251,6 +251,7 @@ def test_encoding_dimension_change_is_an_error():
     (decode_text("output_centroids: true"), [np.zeros((3, 2)), np.zeros(3)], "TRAIN", 1, "no second top"),
     (decode_text("cache_size: 0"), [np.zeros((3, 2)), np.zeros(3)], "TRAIN", 1, "cache_size must be positive"),
     (decode_text("k: 0"), [np.zeros((3, 2)), np.zeros(3)], "TRAIN", 1, "k must be positive"),
+    (decode_text("centroid_output_iteration: -1"), [np.zeros((3, 2)), np.zeros(3)], "TRAIN", 1, "must not be neg"),
     (decode_text(), [np.zeros((3, 2)), np.array([0, -2, 1.0])], "TRAIN", 1, "label -2 is negative"),
     (decode_text(), [np.zeros((3, 2))] * 3, "TRAIN", 1, "at most 2 bottom"),
     (decode_text(), [np.zeros((3, 2)), np.zeros(3)], "TRAIN", 3, "at most 2 top"),
@@ -268,6 +269,12 @@ def test_knn_batch_size_change_is_an_error():
     layer.reshape(bigger, top)
     with pytest.raises(LayerError, match="keep the TRAIN batch size fixed"):
         layer.forward(bigger, top)
+
+
+def test_test_phase_before_any_training_has_no_classes():
+    layer, bottom, top = make_layer(decode_text(tops=2), [np.ones((3, 2)), np.zeros(3)], phase="TEST", num_tops=2)
+    layer.forward(bottom, top)
+    assert top[0].shape == (3, 0) and top[1].shape == (0, 2)
 
 
 def test_no_backward():
