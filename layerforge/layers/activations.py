@@ -1,4 +1,5 @@
-"""Elementwise activation layers: ReLU, PReLU, ELU, Sigmoid, TanH, Power, AbsVal, Dropout.
+"""Elementwise activation layers: ReLU, PReLU, ELU, Sigmoid, TanH, Power, AbsVal, Dropout,
+Exp, Log, Threshold, Clip and Swish.
 
 All take one bottom and give one top of the same shape, and may run in place (top is
 the bottom Blob). Layers whose backward needs the forward input keep a copy of it when
@@ -219,3 +220,108 @@ class DropoutLayer(_Neuron):
             np.multiply(dy, self._mask, out=dx)
         elif dx is not dy:
             dx[...] = dy
+
+
+def _log_base(layer, field, base):
+    """ln(base) for Exp and Log; base -1 (the default) means e."""
+    if base == -1:
+        return 1.0
+    if base <= 0:
+        raise layer.error(f"{field}.base must be positive or -1 (for e), got {base}")
+    return float(np.log(base))
+
+
+@register_layer("Exp")
+class ExpLayer(_Neuron):
+    """y = base ^ (shift + scale * x); the gradient y * ln(base) * scale needs only the top."""
+
+    def setup(self, bottom, top):
+        param = self.param.exp_param
+        log_base = _log_base(self, "exp_param", param.base)
+        self.inner_scale = log_base * param.scale
+        self.outer_scale = float(np.exp(log_base * param.shift))
+
+    def forward(self, bottom, top):
+        y = top[0].data
+        np.multiply(bottom[0].data, self.inner_scale, out=y)
+        np.exp(y, out=y)
+        y *= self.outer_scale
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            np.multiply(top[0].diff, top[0].data * self.inner_scale, out=bottom[0].diff)
+
+
+@register_layer("Log")
+class LogLayer(_Neuron):
+    """y = log_base(shift + scale * x)."""
+
+    def setup(self, bottom, top):
+        param = self.param.log_param
+        self.base_scale = 1.0 / _log_base(self, "log_param", param.base)
+        self.scale, self.shift = param.scale, param.shift
+
+    def forward(self, bottom, top):
+        self._keep_input(bottom, top)
+        y = top[0].data
+        np.multiply(bottom[0].data, self.scale, out=y)
+        y += self.shift
+        np.log(y, out=y)
+        y *= self.base_scale
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            denominator = self.shift + self.scale * self._input
+            np.multiply(top[0].diff, self.scale * self.base_scale / denominator, out=bottom[0].diff)
+
+
+@register_layer("Threshold")
+class ThresholdLayer(_Neuron):
+    """y = 1 where x > threshold, else 0. Not differentiable: no backward, as in Caffe."""
+    has_backward = False
+
+    def forward(self, bottom, top):
+        np.greater(bottom[0].data, self.param.threshold_param.threshold, out=top[0].data)
+
+
+@register_layer("Clip")
+class ClipLayer(_Neuron):
+    """y = min(max(x, min), max); the gradient passes where min <= x <= max."""
+
+    def setup(self, bottom, top):
+        param = self.param.clip_param
+        if not (param.HasField("min") and param.HasField("max")) or param.min > param.max:
+            raise self.error(f"clip_param needs min <= max, got min {param.min} and max {param.max}")
+        self.low, self.high = param.min, param.max
+
+    def forward(self, bottom, top):
+        self._keep_input(bottom, top)
+        np.clip(bottom[0].data, self.low, self.high, out=top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            inside = (self._input >= self.low) & (self._input <= self.high)
+            np.multiply(top[0].diff, inside, out=bottom[0].diff)
+
+
+@register_layer("Swish")
+class SwishLayer(_Neuron):
+    """y = x * sigmoid(beta * x); the sigmoid is kept for the backward."""
+
+    def setup(self, bottom, top):
+        self.beta = self.param.swish_param.beta
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        sig = np.multiply(x, 0.5 * self.beta)
+        np.tanh(sig, out=sig)
+        sig *= 0.5
+        sig += 0.5
+        self._sigmoid = sig
+        np.multiply(x, sig, out=top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            beta_y = self.beta * top[0].data
+            slope = beta_y + self._sigmoid * (1 - beta_y)
+            np.multiply(top[0].diff, slope, out=bottom[0].diff)
