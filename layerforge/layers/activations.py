@@ -92,6 +92,7 @@ class SigmoidLayer(_Neuron):
 
 @register_layer("TanH")
 class TanHLayer(_Neuron):
+    """y = tanh(x); the backward needs only the top."""
 
     def forward(self, bottom, top):
         np.tanh(bottom[0].data, out=top[0].data)
@@ -107,8 +108,7 @@ class PReLULayer(_Neuron):
 
     def setup(self, bottom, top):
         param = self.param.prelu_param
-        if bottom[0].num_axes < 2:
-            raise self.error(f"needs a bottom with at least 2 axes (N, C, ...), got shape {bottom[0].shape}")
+        self._check_axes(bottom)
         self.channel_shared = param.channel_shared
         shape = () if self.channel_shared else (bottom[0].shape[1],)  # Caffe's blob shapes
         slope = Blob(shape, bottom[0].dtype)
@@ -118,9 +118,12 @@ class PReLULayer(_Neuron):
             slope.data[...] = 0.25
         self.blobs = [slope]
 
-    def reshape(self, bottom, top):
+    def _check_axes(self, bottom):
         if bottom[0].num_axes < 2:
             raise self.error(f"needs a bottom with at least 2 axes (N, C, ...), got shape {bottom[0].shape}")
+
+    def reshape(self, bottom, top):
+        self._check_axes(bottom)
         if not self.channel_shared and self.blobs[0].count != bottom[0].shape[1]:
             raise self.error(f"bottom has {bottom[0].shape[1]} channels (shape {bottom[0].shape}) but the "
                              f"slope has shape {self.blobs[0].shape}")
