@@ -166,7 +166,7 @@ def cmd_embed(args):
         log.info("No label blob: the points are not coloured by class (use --label-blob)")
     note = plot_embedding(encodings, labels, args.out, f"'{args.blob}'")
     if note:
-        print(f"'{args.blob}' has {encodings.shape[1]} dimensions: {note}")
+        print(f"Note: '{args.blob}' is {note}")
     print(f"Wrote {args.out} ({len(encodings)} encodings of '{args.blob}'"
           f"{f', classes from {label_blob!r}' if labels is not None else ''})")
     return 0
@@ -185,17 +185,16 @@ _positive.__name__ = "positive integer"   # argparse names the type in its error
 
 
 def build_parser():
-    debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the full traceback of errors")
     parser = argparse.ArgumentParser(
-        prog=PROG, parents=[debug],
-        description="Caffe-style deep learning: train and test nets described in prototxt files.")
-    parser.set_defaults(debug=False)
+        prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, func, help, description):
-        sub = commands.add_parser(name, parents=[debug], help=help, description=description)
+        sub = commands.add_parser(name, help=help, description=description)
+        # SUPPRESS: `layerforge --debug train` must not be reset by the sub-command's default.
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of errors")
         sub.set_defaults(func=func)
         return sub
 

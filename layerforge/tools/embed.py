@@ -34,7 +34,7 @@ def plot_embedding(encodings, labels, out_path, title):
     dims = encodings.shape[1]
     if dims < 2:
         raise NetError(f"{title}: encodings have {dims} dimension; a 2-D scatter needs at least 2")
-    note = f"showing the first 2 of {dims} dimensions" if dims > 2 else ""
+    note = f"{dims}-dimensional; showing the first 2" if dims > 2 else ""
     figure = Figure(figsize=(7, 6), layout="constrained")
     ax = figure.subplots()
     if labels is None:
