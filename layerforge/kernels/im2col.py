@@ -3,8 +3,12 @@
 The column matrix has one row per (channel, kernel_y, kernel_x), Caffe's order, and one
 column per (image, out_y, out_x): shape (C * kh * kw, N * out_h * out_w). With the batch
 laid side by side, a convolution is a single large GEMM instead of N small ones.
+Both kernels work on flat views and walk the column matrix row by row, in chunks of
+images, so that its large memory is streamed sequentially by both threads.
 """
 from numba import njit, prange
+
+_CHUNK = 16  # images per parallel task
 
 
 @njit(cache=True)
@@ -16,7 +20,7 @@ def out_size(size, kernel, stride, pad, dilation):
 @njit(cache=True)
 def _valid_range(offset, size, stride, out):
     """The outputs o in [lo, hi) whose input o * stride + offset lies inside [0, size)."""
-    lo = max(0, -(offset // stride))
+    lo = min(max(0, -(offset // stride)), out)
     hi = min(out, (size - 1 - offset) // stride + 1) if size - 1 - offset >= 0 else 0
     return lo, max(lo, hi)
 
@@ -28,25 +32,34 @@ def im2col(images, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
     num, channels, height, width = images.shape
     out_h = out_size(height, kernel_h, stride_h, pad_h, dilation_h)
     out_w = out_size(width, kernel_w, stride_w, pad_w, dilation_w)
-    rows = channels * kernel_h * kernel_w
-    for task in prange(num * rows):
-        n = task // rows
-        row = task % rows
+    plane = out_h * out_w
+    src = images.reshape(-1)
+    dst = col.reshape(-1)
+    chunks = (num + _CHUNK - 1) // _CHUNK
+    for task in prange(col.shape[0] * chunks):
+        row = task // chunks
+        chunk = task % chunks
         c = row // (kernel_h * kernel_w)
-        ki = (row // kernel_w) % kernel_h
-        kj = row % kernel_w
-        x_offset = kj * dilation_w - pad_w
+        y_offset = (row // kernel_w) % kernel_h * dilation_h - pad_h
+        x_offset = row % kernel_w * dilation_w - pad_w
         x_lo, x_hi = _valid_range(x_offset, width, stride_w, out_w)
-        for oy in range(out_h):
-            y = oy * stride_h - pad_h + ki * dilation_h
-            start = (n * out_h + oy) * out_w
-            if y < 0 or y >= height:
-                col[row, start:start + out_w] = 0
-                continue
-            col[row, start:start + x_lo] = 0
-            for ox in range(x_lo, x_hi):
-                col[row, start + ox] = images[n, c, y, ox * stride_w + x_offset]
-            col[row, start + x_hi:start + out_w] = 0
+        for n in range(chunk * _CHUNK, min(num, (chunk + 1) * _CHUNK)):
+            image = (n * channels + c) * height * width
+            out = row * num * plane + n * plane
+            for oy in range(out_h):
+                y = oy * stride_h + y_offset
+                if y < 0 or y >= height:
+                    dst[out:out + out_w] = 0
+                else:
+                    start = image + y * width + x_offset
+                    dst[out:out + x_lo] = 0
+                    if stride_w == 1:
+                        dst[out + x_lo:out + x_hi] = src[start + x_lo:start + x_hi]
+                    else:
+                        for ox in range(x_lo, x_hi):
+                            dst[out + ox] = src[start + ox * stride_w]
+                    dst[out + x_hi:out + out_w] = 0
+                out += out_w
 
 
 @njit(cache=True, parallel=True)
@@ -56,19 +69,31 @@ def col2im(col, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
     num, channels, height, width = images.shape
     out_h = out_size(height, kernel_h, stride_h, pad_h, dilation_h)
     out_w = out_size(width, kernel_w, stride_w, pad_w, dilation_w)
-    for task in prange(num * channels):
-        n = task // channels
-        c = task % channels
-        images[n, c] = 0
+    plane = out_h * out_w
+    src = col.reshape(-1)
+    dst = images.reshape(-1)
+    chunks = (num + _CHUNK - 1) // _CHUNK
+    for task in prange(channels * chunks):  # one channel of a chunk of images: no write races
+        c = task // chunks
+        n0 = task % chunks * _CHUNK
+        n1 = min(num, n0 + _CHUNK)
+        for n in range(n0, n1):
+            image = (n * channels + c) * height * width
+            dst[image:image + height * width] = 0
         for ki in range(kernel_h):
+            y_offset = ki * dilation_h - pad_h
+            y_lo, y_hi = _valid_range(y_offset, height, stride_h, out_h)
             for kj in range(kernel_w):
                 row = (c * kernel_h + ki) * kernel_w + kj
                 x_offset = kj * dilation_w - pad_w
                 x_lo, x_hi = _valid_range(x_offset, width, stride_w, out_w)
-                for oy in range(out_h):
-                    y = oy * stride_h - pad_h + ki * dilation_h
-                    if y < 0 or y >= height:
-                        continue
-                    start = (n * out_h + oy) * out_w
-                    for ox in range(x_lo, x_hi):
-                        images[n, c, y, ox * stride_w + x_offset] += col[row, start + ox]
+                for n in range(n0, n1):
+                    image = (n * channels + c) * height * width
+                    for oy in range(y_lo, y_hi):
+                        start = image + (oy * stride_h + y_offset) * width + x_offset
+                        out = row * num * plane + n * plane + oy * out_w
+                        if stride_w == 1:
+                            dst[start + x_lo:start + x_hi] += src[out + x_lo:out + x_hi]
+                        else:
+                            for ox in range(x_lo, x_hi):
+                                dst[start + ox * stride_w] += src[out + ox]

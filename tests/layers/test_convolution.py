@@ -1,0 +1,143 @@
+"""Convolution: forward against a direct numpy reference, gradients, shapes and config errors."""
+import numpy as np
+import pytest
+
+from layerforge.layer import LayerError
+from tests.gradient_check import check_gradient, make_layer
+
+
+def conv_text(options, bias_term=True):
+    return ('name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+            f'{options} bias_term: {str(bias_term).lower()} '
+            'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } }')
+
+
+def reference_conv(x, weight, bias, stride, pad, dilation, group):
+    """Sum over kernel offsets of strided slices of the padded input (per group)."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
+    num_output, group_channels, kh, kw = weight.shape
+    oh = (x.shape[2] + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (x.shape[3] + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    y = np.zeros((x.shape[0], num_output, oh, ow))
+    m = num_output // group
+    for g in range(group):
+        for ki in range(kh):
+            for kj in range(kw):
+                patch = padded[:, g * group_channels:(g + 1) * group_channels,
+                               ki * dh:ki * dh + sh * (oh - 1) + 1:sh, kj * dw:kj * dw + sw * (ow - 1) + 1:sw]
+                y[:, g * m:(g + 1) * m] += np.einsum("nchw,mc->nmhw", patch, weight[g * m:(g + 1) * m, :, ki, kj])
+    return y if bias is None else y + bias[None, :, None, None]
+
+
+# bottom shape, convolution_param options, stride, pad, dilation, group
+CASES = [
+    ((2, 3, 7, 6), "num_output: 4 kernel_size: 3", (1, 1), (0, 0), (1, 1), 1),
+    ((1, 2, 5, 5), "num_output: 3 kernel_size: 3", (1, 1), (0, 0), (1, 1), 1),
+    ((3, 1, 9, 5), "num_output: 2 kernel_size: 2", (1, 1), (0, 0), (1, 1), 1),
+    ((2, 3, 8, 7), "num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 2), (1, 1), (1, 1), 1),
+    ((2, 2, 9, 9), "num_output: 3 kernel_size: 3 dilation: 2", (1, 1), (0, 0), (2, 2), 1),
+    ((2, 4, 6, 6), "num_output: 6 kernel_size: 3 group: 2 pad: 1", (1, 1), (1, 1), (1, 1), 2),
+    ((2, 3, 8, 7), "num_output: 2 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 1 stride_h: 2 stride_w: 3",
+     (2, 3), (2, 1), (1, 1), 1),
+    ((1, 3, 7, 8), "num_output: 2 kernel_size: 3 kernel_size: 1 stride: 1 stride: 2 pad: 0 pad: 1 "
+                   "dilation: 2 dilation: 1", (1, 2), (0, 1), (2, 1), 1),
+    ((2, 4, 5, 5), "num_output: 4 kernel_size: 1 group: 4", (1, 1), (0, 0), (1, 1), 4),
+]
+
+
+@pytest.mark.parametrize("bias_term", [True, False])
+@pytest.mark.parametrize("shape, options, stride, pad, dilation, group", CASES)
+def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias_term):
+    x = np.random.default_rng(0).standard_normal(shape)
+    text = conv_text(options, bias_term)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+        layer, bottom, top = make_layer(text, [x], dtype=dtype)
+        layer.forward(bottom, top)
+        weight = layer.blobs[0].data.astype(np.float64)
+        bias = layer.blobs[1].data.astype(np.float64) if bias_term else None
+        assert top[0].data.dtype == dtype and layer.blobs[0].data.dtype == dtype
+        expected = reference_conv(bottom[0].data.astype(np.float64), weight, bias, stride, pad, dilation, group)
+        np.testing.assert_allclose(top[0].data, expected, rtol=rtol, atol=rtol)
+    assert check_gradient(text, [x], max_checks=60) > 0
+
+
+def test_blob_shapes_and_fillers():
+    layer, _, top = make_layer('name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+                               'num_output: 6 kernel_h: 3 kernel_w: 2 group: 2 '
+                               'bias_filler { type: "constant" value: 0.25 } }', [np.zeros((2, 4, 5, 5))])
+    assert layer.blobs[0].shape == (6, 2, 3, 2)
+    assert layer.blobs[1].shape == (6,)
+    np.testing.assert_array_equal(layer.blobs[1].data, 0.25)
+    np.testing.assert_array_equal(layer.blobs[0].data, 0)  # Caffe's default filler: constant 0
+    assert top[0].shape == (2, 6, 3, 4)
+
+
+def test_caffe_output_size():
+    # (H + 2*pad - (dilation*(k-1)+1)) // stride + 1 = (10 + 2 - 5) // 3 + 1 = 3
+    _, _, top = make_layer(conv_text("num_output: 1 kernel_size: 3 pad: 1 stride: 3 dilation: 2"),
+                           [np.zeros((1, 1, 10, 10))])
+    assert top[0].shape == (1, 1, 3, 3)
+
+
+def test_backward_adds_into_parameter_diffs_and_overwrites_bottom_diff():
+    rng = np.random.default_rng(3)
+    layer, bottom, top = make_layer(conv_text("num_output: 3 kernel_size: 2"), [rng.standard_normal((2, 2, 4, 4))])
+    layer.forward(bottom, top)
+    top[0].diff[...] = rng.standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    once = [blob.diff.copy() for blob in layer.blobs] + [bottom[0].diff.copy()]
+    bottom[0].diff[...] = 123.0
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once[0], rtol=1e-12)
+    np.testing.assert_allclose(layer.blobs[1].diff, 2 * once[1], rtol=1e-12)
+    np.testing.assert_allclose(bottom[0].diff, once[2], rtol=1e-12)
+
+
+def test_no_propagate_down_leaves_bottom_diff():
+    rng = np.random.default_rng(4)
+    layer, bottom, top = make_layer(conv_text("num_output: 2 kernel_size: 3"), [rng.standard_normal((1, 1, 5, 5))])
+    layer.forward(bottom, top)
+    top[0].diff[...] = 1.0
+    bottom[0].diff[...] = 7.0
+    layer.backward(top, [False], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, 7.0)
+    assert np.any(layer.blobs[0].diff != 0)
+
+
+def test_axis_two_folds_leading_axes_into_the_batch():
+    x = np.random.default_rng(5).standard_normal((2, 3, 2, 5, 5))
+    text = conv_text("num_output: 2 kernel_size: 3 axis: 2")
+    layer, bottom, top = make_layer(text, [x])
+    layer.forward(bottom, top)
+    assert top[0].shape == (2, 3, 2, 3, 3)
+    expected = reference_conv(x.reshape(6, 2, 5, 5), layer.blobs[0].data, layer.blobs[1].data,
+                              (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_allclose(top[0].data.reshape(6, 2, 3, 3), expected, rtol=1e-12)
+    assert check_gradient(text, [x], max_checks=40) > 0
+
+
+@pytest.mark.parametrize("options, shape, message", [
+    ("num_output: 2", (1, 1, 5, 5), "kernel_size"),
+    ("num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3", (1, 1, 5, 5), "not both"),
+    ("num_output: 2 kernel_h: 3", (1, 1, 5, 5), "kernel_h and kernel_w"),
+    ("num_output: 2 kernel_size: 1 kernel_size: 2 kernel_size: 3", (1, 1, 5, 5), "kernel_size is given 3 times"),
+    ("num_output: 3 kernel_size: 1 group: 2", (1, 4, 5, 5), "num_output 3 is not divisible by group 2"),
+    ("num_output: 4 kernel_size: 1 group: 2", (1, 3, 5, 5), "3 channels are not divisible by group 2"),
+    ("kernel_size: 3", (1, 1, 5, 5), "num_output"),
+    ("num_output: 2 kernel_size: 3", (1, 1, 5), "only 2-D convolution"),
+    ("num_output: 2 kernel_size: 3 axis: 2", (1, 1, 5, 5), "only 2-D convolution"),
+    ("num_output: 2 kernel_size: 6", (1, 1, 5, 5), "empty output"),
+    ("num_output: 2 kernel_size: 3 stride: 0", (1, 1, 5, 5), "stride must be > 0"),
+])
+def test_bad_configurations(options, shape, message):
+    with pytest.raises(LayerError, match=message) as info:
+        make_layer(conv_text(options), [np.zeros(shape)])
+    assert "conv" in str(info.value)
+
+
+def test_channel_count_change_after_setup_is_an_error():
+    layer, bottom, top = make_layer(conv_text("num_output: 2 kernel_size: 1"), [np.zeros((1, 3, 4, 4))])
+    bottom[0].reshape((1, 4, 4, 4))
+    with pytest.raises(LayerError, match="channels"):
+        layer.reshape(bottom, top)
