@@ -189,8 +189,9 @@ class Net:
                 raise NetError(f"{self._where(layer_param)}: a layer named '{layer_param.name}' "
                                f"already exists in this net (phase {PHASE_NAMES[self.phase]})")
             layer = create_layer(layer_param, self.phase, np.random.default_rng(layer_seeds[index]))
+            bottom_names = self._run_phase_bottoms(layer_param, layer)
             bottom = []
-            for name in layer_param.bottom:
+            for name in bottom_names:
                 if name not in self.blobs:
                     close = difflib.get_close_matches(name, self.blobs, n=1)
                     hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -201,7 +202,7 @@ class Net:
                 bottom.append(self.blobs[name])
             top = []
             for j, name in enumerate(layer_param.top):
-                in_place = j < len(layer_param.bottom) and layer_param.bottom[j] == name
+                in_place = j < len(bottom_names) and bottom_names[j] == name
                 if in_place:
                     top.append(self.blobs[name])
                     continue
@@ -221,8 +222,7 @@ class Net:
                 layer.reshape(bottom, top)
             except (ValueError, TypeError) as err:
                 raise NetError(f"{self.source}: {err}") from err
-            entry = _LayerEntry(layer_param, layer, bottom, top,
-                                list(layer_param.bottom), list(layer_param.top))
+            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, list(layer_param.top))
             entry.loss_weights = _loss_weights(layer_param, layer)
             self.entries.append(entry)
             self.layers[layer_param.name] = layer
@@ -237,6 +237,17 @@ class Net:
         self.inputs = [name for e in self.entries if e.layer.type_name == "Input"
                        for name in e.top_names]
         self.loss = 0.0
+
+    def _run_phase_bottoms(self, layer_param, layer):
+        """In RUN (deployment) there are no labels: as MyCaffe does, trailing bottoms that no
+        layer produces are dropped when the layer accepts fewer (e.g. Decode's labels)."""
+        names = list(layer_param.bottom)
+        if self.phase != pb.RUN:
+            return names
+        fewest = layer.min_bottom if layer.min_bottom is not None else layer.exact_num_bottom
+        while names and names[-1] not in self.blobs and fewest is not None and len(names) > fewest:
+            names.pop()
+        return names
 
     def _share_params(self):
         """Give every layer that names a parameter the owner's Blob (tied weights)."""

@@ -312,3 +312,15 @@ def test_entry_point_plugin(monkeypatch):
         np.testing.assert_array_equal(net.forward(**inputs)["n"], -inputs["x"])
     finally:
         registry._LAYERS.pop("NegatePlugin", None)
+
+
+def test_run_phase_drops_label_bottoms_nobody_produces():
+    text = '''
+    layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "labels" type: "Input" top: "t" include { phase: TRAIN } input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "d" type: "Decode" bottom: "x" bottom: "t" top: "d" }
+    '''
+    run = make_net(text, pb.RUN)
+    assert run.entries[-1].bottom_names == ["x"]
+    with pytest.raises(NetError, match=r"bottom 't' is not produced"):
+        make_net(text, pb.TEST)
