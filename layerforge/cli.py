@@ -25,7 +25,7 @@ def cmd_train(args):
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
-    log_path = args.log or _default_log_path(solver.param.snapshot_prefix, args.solver)
+    log_path = args.log or f"{solver.snapshot_prefix}_log.jsonl"
     finals = {}
 
     def remember_tests(event):
@@ -41,21 +41,16 @@ def cmd_train(args):
             _solve_with_progress_bar(solver, args.snapshot)
         else:
             solver.solve(resume=args.snapshot)
-    if not finals:
+    if not finals:   # no test ran (e.g. max_iter < test_interval): test once now
         for index in range(len(solver.test_nets)):
-            finals[index] = (solver.iter, solver.test(index))
+            if (outputs := solver.test(index)) is not None:
+                finals[index] = (solver.iter, outputs)
     for index, (iteration, outputs) in sorted(finals.items()):
         print(f"Test net #{index} (iteration {iteration}):")
         for name, value in outputs.items():
             print(f"    {name} = {_format_value(value)}")
     print(f"Training log: {log_path}")
     return 0
-
-
-def _default_log_path(snapshot_prefix, solver_path):
-    """<snapshot_prefix>_log.jsonl; Caffe's default prefix is the solver file without extension."""
-    prefix = snapshot_prefix or os.path.splitext(os.fspath(solver_path))[0]
-    return f"{prefix}_log.jsonl"
 
 
 def _show_progress():
@@ -74,9 +69,10 @@ def _solve_with_progress_bar(solver, resume):
 
     def update(event):
         kind = event.get("event")
-        if kind == "train":
+        if kind in ("iteration", "train"):
             bar.update(max(0, event["iter"] - bar.n))
-            postfix["loss"] = f"{event.get('smoothed_loss', event['loss']):.4g}"
+        if kind == "train":
+            postfix["loss"] = f"{event['smoothed_loss']:.4g}"
         elif kind == "test" and event.get("outputs"):
             name, value = _headline(event["outputs"])
             postfix[name] = _format_value(value)
@@ -292,19 +288,22 @@ def _unavailable(err):
 
 # ---------------------------------------------------------------- entry point
 
-def _user_errors():
-    """Exception types meaning bad input rather than a bug: reported in one line."""
+def _exit_status(err):
+    """2 for bad input (layerforge's errors are ValueErrors: ConfigError, NetError, LayerError,
+    UnknownLayerError, DatasetError, ...) and unreadable files; 1 when training diverged;
+    None for anything else, which is a bug and keeps its traceback."""
     from layerforge.io import ConfigError
     from layerforge.layer import LayerError
     from layerforge.net import NetError
     from layerforge.registry import UnknownLayerError
-    return (ConfigError, NetError, LayerError, UnknownLayerError, OSError)
 
-
-def _is_user_error(err):
-    # Every layerforge error class (DatasetError, SolverError, DrawError, ...) is a ValueError.
-    return isinstance(err, _user_errors()) or (
-        isinstance(err, ValueError) and type(err).__module__.startswith("layerforge."))
+    if isinstance(err, (ConfigError, NetError, LayerError, UnknownLayerError, OSError)) or (
+            isinstance(err, ValueError) and type(err).__module__.startswith("layerforge.")):
+        return 2
+    solver = sys.modules.get("layerforge.solver")
+    if solver is not None and isinstance(err, solver.TrainingDiverged):
+        return 1
+    return None
 
 
 def _configure_logging(quiet):
@@ -331,8 +330,9 @@ def main(argv=None):
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        if args.debug or not _is_user_error(err):
+        status = _exit_status(err)
+        if args.debug or status is None:
             raise
         message = " ".join(str(err).split("\n")) or type(err).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+        return status

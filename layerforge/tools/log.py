@@ -1,9 +1,10 @@
 """Training logs: a JSON-lines writer fed by solver events, and a reader that also parses
 Caffe-style text logs ("Iteration 500, loss = 0.0421", "Test net output #0: accuracy = 0.97").
 
-Every record is one solver event dict: {"event": "train", "iter", "loss", "smoothed_loss", "lr"},
-{"event": "test", "iter", "net", "outputs": {name: value}}, {"event": "snapshot", ...},
-{"event": "stop", "reason"}; the writer adds "time" (seconds since the log was opened).
+Every record is one event dict: `layerforge train` writes {"event": "start", "solver", ...},
+then the solver's {"event": "train", "iter", "loss", "smoothed_loss", "lr", "outputs"},
+{"event": "test", "iter", "net", "outputs": {name: value}}, {"event": "snapshot", ...} and
+{"event": "stop", "iter", "reason"}; the writer adds "time" (seconds since the log was opened).
 """
 import json
 import os
@@ -22,7 +23,10 @@ def _plain(value):
 
 class JsonLinesLog:
     """Solver callback writing each event as one JSON object per line, flushed at once so
-    the log is readable while training runs. `append=True` continues a resumed run's log."""
+    the log is readable while training runs. `append=True` continues a resumed run's log.
+    Per-iteration events are skipped: display steps ("train" events) carry the loss."""
+
+    skip = ("iteration",)
 
     def __init__(self, path, append=False):
         self.path = os.fspath(path)
@@ -31,6 +35,8 @@ class JsonLinesLog:
         self._start = time.monotonic()
 
     def __call__(self, event):
+        if event.get("event") in self.skip:
+            return
         record = dict(event)
         record.setdefault("time", round(time.monotonic() - self._start, 3))
         self._file.write(json.dumps(record, default=_plain) + "\n")
