@@ -109,8 +109,9 @@ def cmd_test(args):
             if np.size(value) != 1:
                 skipped.add(f"{name} {tuple(np.shape(value))}")
                 continue
-            sums[name] = sums.get(name, 0.0) + float(np.ravel(value)[0])
-            log.info("Batch %d, %s = %.6g", batch, name, float(np.ravel(value)[0]))
+            value = float(np.ravel(value)[0])
+            sums[name] = sums.get(name, 0.0) + value
+            log.info("Batch %d, %s = %.6g", batch, name, value)
     if skipped:
         log.info("Not averaged (not scalar): %s", ", ".join(sorted(skipped)))
     if not sums:
@@ -170,14 +171,17 @@ def cmd_embed(args):
 
 # ---------------------------------------------------------------- parser
 
-def _positive(text):
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
-
-
-_positive.__name__ = "positive integer"   # argparse names the type in its error message
+def _at_least(minimum):
+    """argparse type: an integer >= minimum."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
 
 
 def build_parser():
@@ -216,7 +220,7 @@ def build_parser():
         "(e.g. 'accuracy = 0.9712'; losses also show their weighted value).")
     test.add_argument("--model", required=True, metavar="M", help="net prototxt")
     test.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
-    test.add_argument("--iterations", type=_positive, default=50, metavar="N",
+    test.add_argument("--iterations", type=_at_least(1), default=50, metavar="N",
                       help="number of batches (default: 50)")
     test.add_argument("--phase", choices=("TEST", "RUN"), default="TEST",
                       help="net phase (default: TEST)")
@@ -227,9 +231,9 @@ def build_parser():
         "time`. The net runs on its own data (Input blobs hold zeros). Untimed warm-up passes "
         "come first so Numba compilation is not counted.")
     time_.add_argument("--model", required=True, metavar="M", help="net prototxt")
-    time_.add_argument("--iterations", type=_positive, default=50, metavar="N",
+    time_.add_argument("--iterations", type=_at_least(1), default=50, metavar="N",
                        help="timed iterations (default: 50)")
-    time_.add_argument("--warmup", type=int, default=1, metavar="N",
+    time_.add_argument("--warmup", type=_at_least(0), default=1, metavar="N",
                        help="untimed iterations first (default: 1)")
     time_.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TRAIN",
                        help="net phase (default: TRAIN)")
@@ -263,7 +267,7 @@ def build_parser():
     embed.add_argument("--label-blob", metavar="BLOB",
                        help="blob with the labels (N, or N×K with the encoding's label in column 0; "
                             "default: 'label' if the net has it)")
-    embed.add_argument("--iterations", type=_positive, default=10, metavar="N",
+    embed.add_argument("--iterations", type=_at_least(1), default=10, metavar="N",
                        help="batches to collect (default: 10)")
     embed.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
                        help="net phase (default: TEST)")
@@ -322,7 +326,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:   # --help, or a usage error argparse already printed
-        return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
+        return int(exit_.code or 0)
     _configure_logging(getattr(args, "quiet", False))
     try:
         return args.func(args) or 0

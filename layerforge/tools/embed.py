@@ -15,6 +15,9 @@ def collect_encodings(net, blob, label_blob=None, iterations=1):
     for _ in range(iterations):
         net.forward()
         data = net.blobs[blob].data
+        if data.ndim < 2:
+            raise NetError(f"blob '{blob}' has shape {data.shape}; a 2-D scatter needs N×D "
+                           f"encodings with D at least 2")
         encodings.append(data.reshape(data.shape[0], -1).copy())
         if label_blob is not None:
             label = net.blobs[label_blob].data

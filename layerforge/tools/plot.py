@@ -37,7 +37,7 @@ def plot_log(log_path, out_path):
     figure = Figure(figsize=(8, 7 if others else 4), layout="constrained")
     axes = figure.subplots(2 if others else 1, 1, sharex=True, squeeze=False)[:, 0]
     for ax, group, ylabel in zip(axes, (losses, others), ("loss", "test output")):
-        for key, points in sorted(group.items(), key=lambda item: str(item[0])):
+        for key, points in sorted(group.items(), key=lambda kv: (isinstance(kv[0], tuple), str(kv[0]))):
             iterations = sorted(points)
             values = [points[i] for i in iterations]
             label = f"test #{key[1]} {key[2]}" if isinstance(key, tuple) else f"train {key}"

@@ -46,7 +46,9 @@ def test_usage_error_exits_2(capsys):
     assert main(["test", "--model", "x.prototxt"]) == 2          # --weights missing
     assert "the following arguments are required: --weights" in capsys.readouterr().err
     assert main(["time", "--model", "m", "--iterations", "0"]) == 2
-    assert "invalid positive integer value: '0'" in capsys.readouterr().err
+    assert "argument --iterations: must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["time", "--model", "m", "--warmup", "x"]) == 2
+    assert "argument --warmup: expected an integer, got 'x'" in capsys.readouterr().err
 
 
 def _one_line_error(capsys, argv):
@@ -103,3 +105,15 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["--debug", "time", "--model", str(tmp_path / "missing.prototxt")])
     with pytest.raises(ConfigError):
         main(["time", "--model", str(tmp_path / "missing.prototxt"), "--debug"])
+
+
+def test_data_falls_back_to_a_one_line_error_when_its_module_cannot_load(monkeypatch, capsys):
+    import layerforge.data
+
+    monkeypatch.setitem(sys.modules, "layerforge.data.commands", None)   # import raises ImportError
+    monkeypatch.delattr(layerforge.data, "commands", raising=False)
+    assert main(["train", "--help"]) == 0                                # the rest still works
+    capsys.readouterr()
+    assert main(["data"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("layerforge: error: 'layerforge data' is unavailable: ") and err.count("\n") == 1

@@ -2,12 +2,13 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from layerforge.cli import main
-from layerforge.io import ConfigError
+from layerforge.io import ConfigError, read_net
 from layerforge.net import Net
 from layerforge.tools.draw import net_to_dot
 from layerforge.tools.log import JsonLinesLog, parse_caffe_log, read_log
@@ -16,6 +17,7 @@ from layerforge.tools.timing import time_net
 from tests.cli import write_net
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.fixture
@@ -92,8 +94,14 @@ def test_draw_writes_dot_with_twins_shared_params_and_in_place(tmp_path, capsys)
 
 
 def test_draw_all_phases_labels_phase_rules(tmp_path):
-    dot = net_to_dot(__import__("layerforge.io").io.read_net(write_net(tmp_path, TWINS)))
+    dot = net_to_dot(read_net(write_net(tmp_path, TWINS)))
     assert "test_only\\n(ReLU)\\nphase: TEST" in dot
+
+
+def test_draw_bvlc_siamese_links_every_tied_layer_pair():
+    dot = net_to_dot(read_net(CONFIGS / "bvlc_siamese_train_test.prototxt"), "TRAIN")
+    shared = re.findall(r'label="shares (\w+), (\w+)"', dot)
+    assert sorted(shared) == [(f"{n}_w", f"{n}_b") for n in ("conv1", "conv2", "feat", "ip1", "ip2")]
 
 
 def test_draw_png(tmp_path, capsys):
@@ -205,6 +213,14 @@ def test_embed_writes_png(tmp_path, weights, capsys):
     assert out.read_bytes().startswith(PNG_MAGIC)
     assert main(argv[:-4] + ["--blob", "nope"]) == 2
     assert "the net has no blob 'nope'" in capsys.readouterr().err
+    assert main(argv[:-4] + ["--blob", "data", "--out", str(out)]) == 0    # 2-D: nothing cut
+    assert "Note" not in capsys.readouterr().out
+
+
+def test_embed_needs_two_dimensions(tmp_path, weights, capsys):
+    assert main(["embed", "--model", str(tmp_path / "net.prototxt"), "--weights", str(weights),
+                 "--blob", "loss", "--label-blob", "label", "--out", str(tmp_path / "e.png")]) == 2
+    assert "blob 'loss' has shape (); a 2-D scatter needs N×D encodings" in capsys.readouterr().err
 
 
 def test_collect_encodings_matches_the_net(tmp_path, weights):

@@ -6,6 +6,7 @@ import pytest
 
 from layerforge import cli
 from layerforge.cli import main
+from layerforge.tools.log import parse_caffe_log
 from tests.cli import save_weights, write_solver
 
 pytest.importorskip("layerforge.solver", reason="layerforge.solver (the solver helper's module) "
@@ -43,9 +44,16 @@ def test_train_writes_snapshots_log_and_final_outputs(tmp_path, capsys):
     assert final["accuracy"] > 0.9                           # the clusters are easy to separate
     assert "Iteration 10, loss = " in captured.err
     assert "    Test net output #0: accuracy = " in captured.err
-    # `plot` reads the log the run wrote.
+    # `plot` reads the log the run wrote, and the text log on stderr says the same.
     assert main(["plot", str(log_path)]) == 0
     assert (snap / "clusters_log.png").read_bytes().startswith(b"\x89PNG")
+    text_events = parse_caffe_log(captured.err.splitlines())
+    assert [e["outputs"] for e in text_events if e["event"] == "test"] == [
+        pytest.approx(e["outputs"], rel=1e-5) for e in tests]
+    text_train = {e["iter"]: e["loss"] for e in text_events if e["event"] == "train"}
+    for event in events:
+        if event["event"] == "train":
+            assert text_train[event["iter"]] == pytest.approx(event["smoothed_loss"], rel=1e-5)
 
 
 def test_resume_appends_to_the_log_and_matches_the_full_run(tmp_path, capsys):
