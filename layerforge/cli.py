@@ -6,6 +6,7 @@ Results go to stdout; log lines ("Iteration 500, loss = 0.0421") go to stderr. B
 "layerforge: error: <message>", and exits with status 2; --debug shows the traceback.
 """
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -228,8 +229,9 @@ def build_parser():
     time_ = command(
         "time", cmd_time, "benchmark a net layer by layer",
         "Mean forward and backward milliseconds per layer and in total per iteration, like `caffe "
-        "time`. The net runs on its own data (Input blobs hold zeros). Untimed warm-up passes "
-        "come first so Numba compilation is not counted.")
+        "time`. The net runs on its own data (Input blobs hold zeros); backward runs where "
+        "training would run it, so a net without a loss times forward only. Untimed warm-up "
+        "passes come first so Numba compilation is not counted.")
     time_.add_argument("--model", required=True, metavar="M", help="net prototxt")
     time_.add_argument("--iterations", type=_at_least(1), default=50, metavar="N",
                        help="timed iterations (default: 50)")
@@ -310,15 +312,20 @@ def _exit_status(err):
     return None
 
 
-def _configure_logging(quiet):
-    """Caffe-style lines on stderr: 'I0312 10:23:45 Iteration 500, loss = 0.0421'."""
-    for handler in [h for h in log.handlers if getattr(h, "_layerforge_cli", False)]:
-        log.removeHandler(handler)
+@contextlib.contextmanager
+def _logging(quiet):
+    """Caffe-style lines on stderr while a command runs: 'I0312 10:23:45 Iteration 500, loss = 0.0421'.
+    The handler and level are undone afterwards, so main() can be called again in-process."""
     handler = logging.StreamHandler(sys.stderr)
-    handler._layerforge_cli = True
     handler.setFormatter(logging.Formatter("%(levelname).1s%(asctime)s %(message)s", "%m%d %H:%M:%S"))
+    level = log.level
     log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def main(argv=None):
@@ -327,9 +334,9 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:   # --help, or a usage error argparse already printed
         return int(exit_.code or 0)
-    _configure_logging(getattr(args, "quiet", False))
     try:
-        return args.func(args) or 0
+        with _logging(getattr(args, "quiet", False)):
+            return args.func(args) or 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

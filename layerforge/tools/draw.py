@@ -28,7 +28,7 @@ def _quote(text):
 
 
 def _settings(layer):
-    """The scalar fields of the layer's *_param messages, e.g. 'num_output: 20 kernel_size: 5'."""
+    """The scalar fields of the layer's *_param messages, e.g. ['num_output: 20', 'kernel_size: 5']."""
     parts = []
     for descriptor, message in layer.ListFields():
         if descriptor.type != FieldDescriptor.TYPE_MESSAGE or not descriptor.name.endswith("_param"):
@@ -43,7 +43,7 @@ def _settings(layer):
                 values = [field.enum_type.values_by_number[v].name for v in values]
             parts.append(f"{field.name}: " + ",".join(
                 f"{v:g}" if isinstance(v, float) else str(v) for v in values))
-    return " ".join(parts)
+    return parts
 
 
 def net_to_dot(param, phase=None, rankdir="LR"):
@@ -66,8 +66,11 @@ def net_to_dot(param, phase=None, rankdir="LR"):
     for index, layer in enumerate(param.layer):
         node = _quote(f"layer:{index}")
         label = [layer.name, f"({layer.type})"]
-        if settings := _settings(layer):
-            label.append(settings)
+        for part in _settings(layer):     # about 48 characters a line, settings kept whole
+            if len(label) > 2 and len(label[-1]) + len(part) < 48:
+                label[-1] += " " + part
+            else:
+                label.append(part)
         shared = [spec.name for spec in layer.param if spec.name]
         if shared:
             label.append("params: " + ", ".join(shared))

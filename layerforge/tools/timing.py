@@ -32,7 +32,8 @@ class TimingReport:
 def time_net(net, iterations=50, warmup=1):
     """Time `iterations` forward+backward passes of `net`, layer by layer, after `warmup`
     untimed passes (the first pass compiles or loads the Numba kernels). Backward runs
-    from the loss tops as in training; parameter diffs are cleared between passes."""
+    from the loss tops where training would run it (a net without a loss has none);
+    parameter diffs are cleared between passes."""
     count = len(net.entries)
     forward, backward = [0.0] * count, [0.0] * count
     for step in range(warmup + iterations):
