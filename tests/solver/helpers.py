@@ -48,24 +48,29 @@ class SeqLayer(Layer):
 
 @register_layer("SolverTestBlowUp")
 class BlowUpLayer(Layer):
-    """Identity whose top turns NaN on forward call number int(param_str) (0-based)."""
+    """Identity whose top turns NaN on forward call number int(param_str) (0-based);
+    with param_str "grad:N" the top stays finite and the bottom gradient turns Inf instead."""
     exact_num_bottom = 1
     exact_num_top = 1
 
     def setup(self, bottom, top):
         self.calls = 0
+        self.in_gradient = self.param_str.startswith("grad:")
+        self.at = int(self.param_str.split(":")[-1])
 
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):
         top[0].data[...] = bottom[0].data
-        if self.calls == int(self.param_str):
+        if self.calls == self.at and not self.in_gradient:
             top[0].data[0] = np.nan
         self.calls += 1
 
     def backward(self, top, propagate_down, bottom):
         bottom[0].diff[...] = top[0].diff
+        if self.calls - 1 == self.at and self.in_gradient:
+            bottom[0].diff[0] = np.inf
 
 
 @register_layer("SolverTestScript")
