@@ -2,5 +2,10 @@
 from layerforge.blob import Blob
 from layerforge.layer import Layer, LayerError
 from layerforge.registry import register_layer
+from layerforge.sgd_solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
+                                    RMSPropSolver, SGDSolver)
+from layerforge.solver import Solver, TrainingDiverged, get_solver
 
-__all__ = ["Blob", "Layer", "LayerError", "register_layer"]
+__all__ = ["Blob", "Layer", "LayerError", "register_layer",
+           "Solver", "get_solver", "TrainingDiverged", "SGDSolver", "NesterovSolver", "AdaGradSolver",
+           "RMSPropSolver", "AdaDeltaSolver", "AdamSolver"]
