@@ -19,6 +19,8 @@ Choices where Caffe is silent or unfriendly:
 - A relative `net:` / `train_net:` / `test_net:` path is tried against the current
   directory (as Caffe does), then against the solver file's folder.
 - A missing `lr_policy` means "fixed". Rates are computed in float64.
+- `weights` (the argument, else the solver's `weights:` fields; comma-separated lists
+  allowed, as Caffe) are loaded into the train net and every test net before sharing.
 - `snapshot_prefix` is relative to the current directory; its folder is created. Unset,
   it is the solver file's path without extension; a prefix that is a directory (or ends
   with '/') gets the solver file's stem appended (Caffe's upgrade rule).
@@ -126,6 +128,15 @@ def get_solver(solver, weights=None):
     return SOLVERS[solver_type(param, source)](solver, weights)
 
 
+def _weight_paths(weights):
+    """A path, a comma-separated list of paths (as Caffe's --weights) or a list of them."""
+    if isinstance(weights, os.PathLike):
+        return [os.fspath(weights)]
+    if isinstance(weights, str):
+        weights = [weights]
+    return [path for entry in weights for path in os.fspath(entry).split(",") if path]
+
+
 def _fmt(value):
     return f"{value:.6g}"
 
@@ -149,8 +160,7 @@ class Solver:
         self._check_param()
         self.check_rule()
         seed = self.param.random_seed if self.param.random_seed >= 0 else DEFAULT_SEED
-        weights = [weights] if isinstance(weights, (str, os.PathLike)) else list(weights or [])
-        weights = list(self.param.weights) + weights
+        weights = _weight_paths(self.param.weights if weights is None else weights)
         self.net = self._build_train_net(seed, weights)
         self.test_nets = self._build_test_nets(seed, weights)
         self._check_monitors()

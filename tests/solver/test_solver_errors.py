@@ -96,7 +96,11 @@ def test_snapshot_prefix_defaults(folder):
 def test_weights_are_loaded(folder):
     first = get_solver(write_solver(folder, NET + 'base_lr: 0.1 max_iter: 2 snapshot_prefix: "w"'))
     first.solve()
-    second = get_solver(write_solver(folder, NET + "base_lr: 0.1"), weights="w_iter_2.caffemodel")
-    assert (second.net.params["ip"][0].data == first.net.params["ip"][0].data).all()
+    given = get_solver(write_solver(folder, NET + "base_lr: 0.1"), weights="w_iter_2.caffemodel")
+    listed = get_solver(write_solver(folder, NET + 'base_lr: 0.1 weights: "w_iter_2.caffemodel,w_iter_2.caffemodel"'))
+    overridden = get_solver(write_solver(folder, NET + 'base_lr: 0.1 weights: "missing.caffemodel"'),
+                            weights="w_iter_2.caffemodel")       # the argument replaces the file's list
+    for solver in (given, listed, overridden):
+        assert (solver.net.params["ip"][0].data == first.net.params["ip"][0].data).all()
     with pytest.raises(ConfigError, match="missing.caffemodel: file not found"):
         get_solver(write_solver(folder, NET + "base_lr: 0.1"), weights="missing.caffemodel")
