@@ -161,7 +161,8 @@ def cmd_embed(args):
         label_blob = "label"
     encodings, labels = collect_encodings(net, args.blob, label_blob, args.iterations)
     if labels is None:
-        log.info("No label blob: the points are not coloured by class (use --label-blob)")
+        log.warning("No label blob: the points are not coloured by class; pass --label-blob "
+                    "with the data layer's label top (e.g. sim)")
     note = plot_embedding(encodings, labels, args.out, f"'{args.blob}'")
     if note:
         print(f"Note: '{args.blob}' is {note}")
