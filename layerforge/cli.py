@@ -188,7 +188,9 @@ def _at_least(minimum):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.")
+        prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.",
+        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage, 130 interrupted. "
+               "Run 'layerforge COMMAND --help' for a command's options.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
