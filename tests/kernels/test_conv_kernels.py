@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
-from layerforge.kernels.im2col import col2im, im2col, out_size
+from layerforge.kernels.im2col import col2im, im2col, im2row, out_size, row2im
 
 # N, C, H, W, kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w
 GEOMETRIES = [
@@ -59,6 +59,28 @@ def test_im2col_and_col2im_match_numpy(geometry, jit):
     result = np.full(shape, np.nan)
     (col2im if jit else col2im.py_func)(col, *kernel_geometry, result)
     np.testing.assert_allclose(result, reference_col2im(col, shape, *kernel_geometry), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
+@pytest.mark.parametrize("geometry", GEOMETRIES + [(2, 4, 8, 8, 5, 5, 1, 1, 0, 0, 1, 1)])
+def test_im2row_and_row2im_match_numpy(geometry, jit):
+    """im2row is im2col transposed, on channels-last images, with rows ordered (ky, kx, c)."""
+    (num, channels, height, width), kernel_geometry = geometry[:4], geometry[4:]
+    kh, kw = kernel_geometry[:2]
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((num, channels, height, width))
+    expected = reference_im2col(images, *kernel_geometry).reshape(channels, kh, kw, -1)
+    expected = expected.transpose(3, 1, 2, 0).reshape(-1, kh * kw * channels)
+    rows = np.full(expected.shape, np.nan)
+    (im2row if jit else im2row.py_func)(np.ascontiguousarray(images.transpose(0, 2, 3, 1)), *kernel_geometry, rows)
+    np.testing.assert_array_equal(rows, expected)
+
+    rows = rng.standard_normal(expected.shape)
+    col = rows.reshape(-1, kh, kw, channels).transpose(3, 1, 2, 0).reshape(channels * kh * kw, -1)
+    result = np.full((num, height, width, channels), np.nan)
+    (row2im if jit else row2im.py_func)(rows, *kernel_geometry, result)
+    np.testing.assert_allclose(result.transpose(0, 3, 1, 2), reference_col2im(col, images.shape, *kernel_geometry),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_im2col_float32():

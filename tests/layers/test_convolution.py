@@ -43,6 +43,11 @@ CASES = [
     ((1, 3, 7, 8), "num_output: 2 kernel_size: 3 kernel_size: 1 stride: 1 stride: 2 pad: 0 pad: 1 "
                    "dilation: 2 dilation: 1", (1, 2), (0, 1), (2, 1), 1),
     ((2, 4, 5, 5), "num_output: 4 kernel_size: 1 group: 4", (1, 1), (0, 0), (1, 1), 4),
+    # from 4 channels with group 1 the layer takes the channels-last (im2row) path
+    ((2, 6, 8, 8), "num_output: 4 kernel_size: 5", (1, 1), (0, 0), (1, 1), 1),
+    ((2, 5, 7, 6), "num_output: 3 kernel_size: 3 pad: 1", (1, 1), (1, 1), (1, 1), 1),
+    ((1, 4, 9, 8), "num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 2 dilation: 2",
+     (2, 1), (1, 2), (2, 2), 1),
 ]
 
 
@@ -80,9 +85,11 @@ def test_caffe_output_size():
     assert top[0].shape == (1, 1, 3, 3)
 
 
-def test_backward_adds_into_parameter_diffs_and_overwrites_bottom_diff():
+@pytest.mark.parametrize("channels", [2, 5])
+def test_backward_adds_into_parameter_diffs_and_overwrites_bottom_diff(channels):
     rng = np.random.default_rng(3)
-    layer, bottom, top = make_layer(conv_text("num_output: 3 kernel_size: 2"), [rng.standard_normal((2, 2, 4, 4))])
+    layer, bottom, top = make_layer(conv_text("num_output: 3 kernel_size: 2"),
+                                    [rng.standard_normal((2, channels, 4, 4))])
     layer.forward(bottom, top)
     top[0].diff[...] = rng.standard_normal(top[0].shape)
     layer.backward(top, [True], bottom)
