@@ -6,6 +6,13 @@ PYTEST_ARGS ?=
 
 .PHONY: install test proto demo bench clean
 
+# The demo: MNIST Siamese net of the MyCaffe tutorial, scored by nearest class centroid.
+DEMO_SOLVER := solvers/mnist_siamese_solver.prototxt
+DEMO_ITERS := $(shell sed -n 's/^max_iter: *//p' $(DEMO_SOLVER))
+DEMO_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(DEMO_SOLVER))
+DEMO_WEIGHTS := $(DEMO_PREFIX)_iter_$(DEMO_ITERS).caffemodel
+LF := $(PY) -m layerforge
+
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -19,6 +26,23 @@ test: install
 
 proto: install
 	$(PY) -m grpc_tools.protoc -Ilayerforge/proto --python_out=layerforge/proto layerforge/proto/layerforge.proto
+
+demo: install
+	@start=$$(date +%s); set -e; \
+	$(LF) data mnist --out data/mnist; \
+	$(LF) train --solver $(DEMO_SOLVER); \
+	echo "Nearest-centroid accuracy on the 10000 MNIST test digits:"; \
+	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) --iterations 100; \
+	$(LF) plot $(DEMO_PREFIX)_log.jsonl --out $(DEMO_PREFIX)_curves.png; \
+	$(LF) embed --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) \
+	    --blob feat --iterations 20 --out $(DEMO_PREFIX)_embedding.png; \
+	echo "Loss and accuracy curves: $(DEMO_PREFIX)_curves.png"; \
+	echo "2-D embedding of 2000 test digits: $(DEMO_PREFIX)_embedding.png"; \
+	echo "Wall time: $$(( $$(date +%s) - start )) s"
+
+bench: install
+	$(PY) -m pip install --quiet torch
+	$(PY) benchmarks/siamese_step.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
