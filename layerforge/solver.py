@@ -382,7 +382,7 @@ class Solver:
         if p.display and self.iter % p.display == 0:
             self.net.forward()
             self._update_smoothed_loss(self.net.loss)
-            log.info("Iteration %d, loss = %s", self.iter, _fmt(self.smoothed_loss))
+            self._display(self.net.loss, self.learning_rate())
         if p.test_interval and self.iter % p.test_interval == 0:
             self._test_all()
         log.info("Optimization Done.")

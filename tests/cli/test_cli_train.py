@@ -29,7 +29,7 @@ def test_train_writes_snapshots_log_and_final_outputs(tmp_path, capsys):
     events = _events(log_path)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "stop" and events[-1]["reason"] == "max_iter"
-    assert [e["iter"] for e in events if e["event"] == "train"] == [0, 10, 20, 30]
+    assert [e["iter"] for e in events if e["event"] == "train"] == [0, 10, 20, 30, 40]  # 40: final
     tests = [e for e in events if e["event"] == "test"]
     assert [e["iter"] for e in tests] == [0, 20, 40]
     assert [e["iter"] for e in events if e["event"] == "snapshot"] == [20, 40]
@@ -70,7 +70,7 @@ def test_resume_appends_to_the_log_and_matches_the_full_run(tmp_path, capsys):
     events = _events(log_path)
     starts = [e for e in events if e["event"] == "start"]
     assert [s["resume"] for s in starts] == [None, str(state)]
-    assert [e["iter"] for e in events if e["event"] == "train"] == [0, 10, 20, 30, 20, 30]
+    assert [e["iter"] for e in events if e["event"] == "train"] == [0, 10, 20, 30, 40, 20, 30, 40]
 
 
 def test_train_from_weights(tmp_path, capsys):
