@@ -15,6 +15,8 @@ def register(subparsers):
     mnist.add_argument("--out", required=True, metavar="DIR", help="output folder")
     mnist.add_argument("--from", dest="idx_dir", metavar="IDX_DIR",
                        help="folder with the four IDX .gz files (default: $LAYERFORGE_MNIST, else download)")
+    mnist.add_argument("--classes", type=_digits, metavar="LIST",
+                       help="keep only these digits, e.g. 0,1,2,3,4 (default: all ten)")
     mnist.set_defaults(func=run_mnist)
     images = kinds.add_parser("images", help="ROOT/<class>/<image> -> DIR/images_lmdb and DIR/labels.txt")
     images.add_argument("root", metavar="ROOT", help="folder with one sub-folder of images per class")
@@ -35,9 +37,19 @@ def _size(text):
 _size.__name__ = "HxW size"  # argparse names the type in its error message
 
 
+def _digits(text):
+    digits = [int(d) for d in text.split(",")]   # a ValueError is argparse's "invalid ... value"
+    if not set(digits) <= set(range(10)):
+        raise ValueError(text)
+    return digits
+
+
+_digits.__name__ = "digit list (0-9, comma-separated)"
+
+
 def run_mnist(args):
     try:
-        train, test = build_mnist_lmdbs(args.out, args.idx_dir)
+        train, test = build_mnist_lmdbs(args.out, args.idx_dir, classes=args.classes)
     except DatasetError as err:
         print(f"layerforge data mnist: error: {err}", file=sys.stderr)
         return 1

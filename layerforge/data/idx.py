@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from layerforge.data import DatasetError
-from layerforge.data.store import count_records, datums, write_lmdb
+from layerforge.data.store import count_records, datums, read_lmdb, write_lmdb
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
            "http://yann.lecun.com/exdb/mnist/")
@@ -126,23 +126,43 @@ def load_mnist(idx_dir):
     return splits
 
 
-def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None):
+def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, classes=None):
     """Write out_dir/mnist_train_lmdb and out_dir/mnist_test_lmdb; return their paths.
 
     The IDX files come from idx_dir, else $LAYERFORGE_MNIST, else a download into
     out_dir/raw. LMDBs that already exist and hold every record are kept as they are.
+    `classes` (digits) keeps only the records of those digits, in MNIST's order (e.g. 0-4
+    to train, 5-9 for a one-shot test); existing LMDBs are then kept only when they hold
+    exactly those records.
     """
     out_dir = Path(out_dir)
     targets = {split: out_dir / f"mnist_{split}_lmdb" for split in SPLITS}
-    if all(count_records(targets[s]) == SPLITS[s][2] for s in SPLITS):
+    if classes is not None:
+        classes = sorted(set(int(c) for c in classes))
+        if not classes or not set(classes) <= set(range(10)):
+            raise DatasetError(f"MNIST classes are the digits 0-9, got {classes or 'none'}")
+    elif all(count_records(targets[s]) == SPLITS[s][2] for s in SPLITS):
         return targets["train"], targets["test"]
     idx_dir = idx_dir or os.environ.get("LAYERFORGE_MNIST") or download_mnist(out_dir / "raw", mirrors)
     splits = load_mnist(idx_dir)  # everything is verified before any LMDB is touched
     show = sys.stderr.isatty() if progress is None else progress
     for split, (images, labels) in splits.items():
-        if count_records(targets[split]) == len(labels):
+        if classes is not None:
+            keep = np.isin(labels, classes)
+            images, labels = images[keep], labels[keep]
+        if _holds(targets[split], images, labels, exact=classes is not None):
             continue
         bar = tqdm(total=len(labels), desc=f"mnist {split}", unit="img", disable=not show)
         with bar:
             write_lmdb(targets[split], datums(images, labels, bar.update))
     return targets["train"], targets["test"]
+
+
+def _holds(path, images, labels, exact):
+    """Does the LMDB at path hold these records: as many of them, or (exact) the very records?"""
+    if count_records(path) != len(labels):
+        return False
+    if not exact:
+        return True
+    stored_images, stored_labels = read_lmdb(path)
+    return np.array_equal(stored_labels, labels) and np.array_equal(stored_images, images)

@@ -1,0 +1,157 @@
+"""N-way one-shot evaluation in the style of Koch et al. (2015): classify a query image by
+the nearest of N support images, one per class, in a net's encoding space.
+
+Each trial draws N distinct classes, one support image per class and a query of the first
+class (a different image than its support); it is correct when the query's encoding is
+nearest (Euclidean) to that support. Ties are broken at random, so a collapsed encoder
+scores chance (1/N), not 1. The 95 % interval is Wilson's score interval.
+"""
+import math
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from layerforge.net import PHASE_NAMES, NetError
+from layerforge.proto import layerforge_pb2 as pb
+
+Z95 = 1.959963984540054   # the standard normal's 97.5 % quantile
+
+
+class OneShotError(ValueError):
+    """The images cannot support the asked evaluation (too few classes or images)."""
+
+
+@dataclass(frozen=True)
+class OneShotResult:
+    ways: int
+    trials: int
+    correct: int
+    low: float     # 95 % Wilson score interval of the accuracy
+    high: float
+
+    @property
+    def accuracy(self):
+        return self.correct / self.trials
+
+    def line(self):
+        return (f"{self.ways}-way one-shot accuracy over {self.trials} trials: {self.accuracy:.3f} "
+                f"(95% CI {self.low:.3f}-{self.high:.3f})")
+
+
+def wilson_interval(correct, trials, z=Z95):
+    """Wilson's score interval for a binomial proportion: the p whose normal-approximation
+    test does not reject correct/trials. Unlike p ± z·sqrt(p(1-p)/n) it stays inside [0, 1]
+    and is not empty at p = 0 or 1:
+        (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)."""
+    p, n = correct / trials, trials
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+
+
+def one_shot_accuracy(encode, images, labels, ways, trials, rng):
+    """Run `trials` N-way one-shot trials on `images` (labels: one class per image).
+
+    `encode(images)` returns one encoding per image (N×D, or N×anything: flattened); it is
+    called once, on all images. `rng` is a numpy Generator (seed it to repeat a run).
+    """
+    labels = np.asarray(labels)
+    if ways < 2 or trials < 1:
+        raise OneShotError(f"need ways >= 2 and trials >= 1, got ways {ways}, trials {trials}")
+    classes, counts = np.unique(labels, return_counts=True)
+    if ways > len(classes):
+        raise OneShotError(f"{ways}-way one-shot needs {ways} classes but the images hold "
+                           f"{len(classes)} ({', '.join(map(str, classes))}); lower --ways or add classes")
+    if counts.min() < 2:
+        raise OneShotError(f"class {classes[counts.argmin()]} has {counts.min()} image; one-shot trials "
+                           f"need at least 2 images per class (a support and a query)")
+    encodings = np.asarray(encode(images), np.float64)
+    encodings = encodings.reshape(len(encodings), -1)
+    if len(encodings) != len(labels):
+        raise OneShotError(f"the encoder returned {len(encodings)} encodings for {len(labels)} images")
+    members = [np.flatnonzero(labels == c) for c in classes]
+    correct = 0
+    for _ in range(trials):
+        chosen = rng.choice(len(classes), ways, replace=False)
+        query, first = rng.choice(members[chosen[0]], 2, replace=False)
+        support = [first] + [rng.choice(members[c]) for c in chosen[1:]]
+        distances = np.sum((encodings[support] - encodings[query]) ** 2, axis=1)
+        nearest = rng.choice(np.flatnonzero(distances == distances.min()))
+        correct += int(nearest == 0)
+    return OneShotResult(ways, trials, correct, *wilson_interval(correct, trials))
+
+
+def net_encoder(net, blob="feat", input="data", transform=None, batch_size=256):
+    """encode(images) for one_shot_accuracy: batches through `net.forward(input=...)` (after
+    `transform`, e.g. a DataTransformer) and collects the `blob` rows."""
+    if blob not in net.blobs:
+        raise NetError(f"{net.source}: the net has no blob '{blob}' in phase {PHASE_NAMES[net.phase]}; "
+                       f"blobs: {', '.join(net.blobs)}")
+
+    def encode(images):
+        rows = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            net.forward(**{input: batch if transform is None else transform(batch)})
+            data = net.blobs[blob].data
+            if len(data) != len(batch):
+                raise NetError(f"blob '{blob}' has {len(data)} rows for a batch of {len(batch)} images; "
+                               f"give a blob with one encoding per image")
+            rows.append(data.reshape(len(batch), -1).copy())
+        return np.concatenate(rows)
+    return encode
+
+
+def input_transform(net_param, scale, shape):
+    """(transform, output C×H×W, description): raw images -> net input as the model's first
+    layer with a transform_param (its Data layer) does it in TEST (crop centred, mean, scale;
+    no mirror or augmentation); without one, pixels are multiplied by `scale`."""
+    from layerforge.data.transform import DataTransformer
+
+    layer = next((layer for layer in net_param.layer if layer.HasField("transform_param")), None)
+    param = layer.transform_param if layer else pb.TransformationParameter(scale=scale)
+    transform = DataTransformer(param, pb.TEST, shape)
+    source = f"as layer '{layer.name}' does" if layer else "with --scale"
+    return (lambda images: transform(images, None)), transform.output_shape, (
+        f"{source} (scale {transform.scale:g}{', mean subtracted' if transform.mean is not None else ''}"
+        f"{f', centre crop {transform.crop_size}' if transform.crop_size else ''})")
+
+
+def load_lmdb_images(source, classes=None):
+    """(images N×C×H×W, int labels) of an LMDB; only the records of `classes` when given."""
+    from layerforge.data import read_lmdb
+
+    images, labels = read_lmdb(source)
+    if classes is not None:
+        try:
+            classes = [int(c) for c in classes]
+        except ValueError:
+            raise OneShotError(f"{source}: the classes of an LMDB are integer labels, "
+                               f"got {', '.join(classes)}") from None
+    return _only(images, labels, classes, source)
+
+
+def load_folder_images(root, classes=None, size=None, gray=False):
+    """(images N×C×H×W, class-folder names) from ROOT/<class>/<image>, read by the images
+    LMDB builder (resized to size=(H, W), grayscale when asked); only the folders in `classes`."""
+    from layerforge.data import read_lmdb
+    from layerforge.data.store import build_image_lmdb
+
+    with tempfile.TemporaryDirectory(prefix="layerforge-oneshot-") as temp:
+        images, labels = read_lmdb(build_image_lmdb(root, temp, size, gray))
+        names = np.array(open(f"{temp}/labels.txt").read().splitlines())
+    return _only(images, names[labels], classes, root)
+
+
+def _only(images, labels, classes, source):
+    if classes is None:
+        return images, labels
+    present = set(np.unique(labels).tolist())
+    missing = [str(c) for c in classes if c not in present]
+    if missing:
+        raise OneShotError(f"{source}: no images of class {', '.join(missing)} "
+                           f"(classes there: {', '.join(map(str, sorted(present)))})")
+    keep = np.isin(labels, classes)
+    return images[keep], labels[keep]
