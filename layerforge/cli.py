@@ -1,5 +1,5 @@
 """The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
-embed and data sub-commands. `python -m layerforge` is the same program.
+embed, oneshot and data sub-commands. `python -m layerforge` is the same program.
 
 Results go to stdout; log lines ("Iteration 500, loss = 0.0421") go to stderr. Bad input
 (a missing file, a malformed prototxt, an unknown layer) prints one line,
@@ -171,6 +171,39 @@ def cmd_embed(args):
     return 0
 
 
+def cmd_oneshot(args):
+    import numpy as np
+
+    from layerforge import io
+    from layerforge.net import Net
+    from layerforge.tools import oneshot
+
+    net = Net(args.model, "RUN", weights=args.weights)
+    if "data" not in net.inputs:
+        raise CommandError(f"{args.model}: no Input blob 'data' in phase RUN to feed the images to "
+                           f"(inputs: {', '.join(net.inputs) or 'none'})")
+    shape = net.blobs["data"].shape
+    classes = args.classes.split(",") if args.classes else None
+    if args.images:
+        size, gray = (shape[2:], shape[1] == 1) if len(shape) == 4 else (None, False)
+        images, labels = oneshot.load_folder_images(args.images, classes, size, gray)
+    else:
+        images, labels = oneshot.load_lmdb_images(args.source, classes)
+    transform, item_shape, how = oneshot.input_transform(io.read_net(args.model), args.scale,
+                                                         images.shape[1:])
+    if tuple(item_shape) != tuple(shape[1:]):
+        raise CommandError(f"the images are {'x'.join(map(str, item_shape))} after the transform but "
+                           f"the net's input 'data' is {'x'.join(map(str, shape[1:]))} per item")
+    found, counts = np.unique(labels, return_counts=True)
+    log.info("Encoding %d images of classes %s (%s per class), transformed %s", len(images),
+             ", ".join(map(str, found)), "-".join(map(str, sorted({counts.min(), counts.max()}))), how)
+    encode = oneshot.net_encoder(net, args.blob, transform=transform)
+    result = oneshot.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
+                                       np.random.default_rng(args.seed))
+    print(result.line())
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def _at_least(minimum):
@@ -277,6 +310,33 @@ def build_parser():
     embed.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
                        help="net phase (default: TEST)")
     embed.add_argument("--out", default="embed.png", metavar="PNG", help="output PNG (default: embed.png)")
+
+    oneshot = command(
+        "oneshot", cmd_oneshot, "N-way one-shot accuracy on held-out classes",
+        "One-shot evaluation as in Koch et al.: each trial draws N distinct classes, one support "
+        "image per class and another image of the first class as the query, which is classified "
+        "by the nearest support encoding (Euclidean, ties broken at random). Prints the accuracy "
+        "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
+        "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
+        "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat.")
+    oneshot.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
+    oneshot.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    oneshot.add_argument("--ways", type=_at_least(2), default=5, metavar="N",
+                         help="classes per trial (default: 5)")
+    oneshot.add_argument("--trials", type=_at_least(1), default=1000, metavar="T",
+                         help="number of trials (default: 1000)")
+    oneshot.add_argument("--blob", default="feat", metavar="BLOB", help="encoding blob (default: feat)")
+    images = oneshot.add_mutually_exclusive_group(required=True)
+    images.add_argument("--source", metavar="LMDB", help="LMDB of Datum records (labels are the classes)")
+    images.add_argument("--images", metavar="DIR",
+                        help="folder with one sub-folder of images per class (resized to the "
+                             "net's input size, grayscale for 1 channel)")
+    oneshot.add_argument("--classes", metavar="LIST",
+                         help="comma-separated classes to use, e.g. 5,6,7,8,9 (labels, or folder names "
+                              "with --images; default: all)")
+    oneshot.add_argument("--scale", type=float, default=0.00390625, metavar="S",
+                         help="pixel scale when the model has no transform_param (default: 1/256)")
+    oneshot.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
 
     try:
         from layerforge.data import commands as data_commands

@@ -100,7 +100,8 @@ def test_errors(ways, labels, message):
 TINY = """
 layer { name: "input" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 2 dim: 3 } } }
 layer { name: "feat" type: "InnerProduct" bottom: "data" top: "feat"
-        inner_product_param { num_output: 3 weight_filler { type: "gaussian" } bias_filler { type: "gaussian" } } }
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" }
+                              bias_filler { type: "gaussian" } } }
 """
 
 
@@ -177,7 +178,8 @@ def test_mnist_command_classes(fake_mnist, tmp_path, capsys):  # noqa: F811
     from layerforge.cli import main
 
     out = tmp_path / "high"
-    assert main(["data", "mnist", "--out", str(out), "--from", str(fake_mnist[0]), "--classes", "5,6,7,8,9"]) == 0
+    assert main(["data", "mnist", "--out", str(out), "--from", str(fake_mnist[0]),
+                 "--classes", "5,6,7,8,9"]) == 0
     assert set(read_lmdb(out / "mnist_test_lmdb")[1]) == {5, 6, 7, 8, 9}
     capsys.readouterr()
     assert main(["data", "mnist", "--out", str(out), "--classes", "5,x"]) == 2
