@@ -24,6 +24,7 @@ class OneShotError(ValueError):
 
 @dataclass(frozen=True)
 class OneShotResult:
+    """How many of `trials` N-way trials were right, with the accuracy's 95 % interval."""
     ways: int
     trials: int
     correct: int
