@@ -9,7 +9,7 @@ import pytest
 from layerforge.cli import main
 from tests.cli import write_net
 
-COMMANDS = ["train", "test", "time", "draw", "plot", "embed"]
+COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
