@@ -4,6 +4,8 @@ Follows Caffe's Net: layers are filtered by include/exclude rules, a top read by
 layers is split (so its gradient is summed), in-place layers reuse their bottom's Blob,
 parameters named alike in ParamSpec are one shared Blob (tied weights), and
 loss_weight / propagate_down / force_backward decide what runs backward.
+
+Tied twins (a Siamese net) run as one batch: see `_plan_twins`.
 """
 import difflib
 import os
@@ -16,6 +18,11 @@ from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
 
 PHASE_NAMES = {pb.TRAIN: "TRAIN", pb.TEST: "TEST", pb.RUN: "RUN"}
+# Layer types whose output for one item depends only on that item (and shared parameters),
+# so that two twins can run as one batch; the axis field must not fold the batch axis.
+_ITEMWISE = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
+             "Pooling": None, "InnerProduct": "inner_product_param", "Flatten": "flatten_param",
+             "ReLU": None, "Sigmoid": None, "TanH": None, "ELU": None, "Power": None, "AbsVal": None}
 
 
 class NetError(ValueError):
@@ -138,6 +145,40 @@ class _LayerEntry:
         self.propagate_down = []
 
 
+class _Twin:
+    """A pair of tied twin layers run as one: `layer` on merged Blobs whose halves are the
+    twins' own bottoms (bottom_a, bottom_b) and tops (top_a, top_b)."""
+
+    def __init__(self, layer, bottom, top, bottom_a, bottom_b, top_a, top_b, first):
+        self.layer, self.bottom, self.top = layer, bottom, top
+        self.bottom_a, self.bottom_b, self.top_a, self.top_b = bottom_a, bottom_b, top_a, top_b
+        self.first = first        # the first pair gathers its bottom halves, the rest inherit them
+
+    @staticmethod
+    def _is_half(merged, blob):
+        return (blob.data.base is merged.data and blob.diff.base is merged.diff
+                and 2 * blob.shape[0] == merged.shape[0])
+
+    @staticmethod
+    def _link(merged, a, b):
+        """Make Blobs a and b views of the first and second half of `merged`."""
+        half = merged.shape[0] // 2
+        a.data, a.diff = merged.data[:half], merged.diff[:half]
+        b.data, b.diff = merged.data[half:], merged.diff[half:]
+
+    def forward(self):
+        a, b = self.bottom_a, self.bottom_b
+        if self.first and not (self._is_half(self.bottom, a) and self._is_half(self.bottom, b)):
+            data_a, data_b = a.data, b.data     # their producer gave them new arrays: gather once
+            self.bottom.reshape((2 * a.shape[0],) + a.shape[1:])
+            self._link(self.bottom, a, b)
+            a.data[...], b.data[...] = data_a, data_b
+        self.layer.reshape([self.bottom], [self.top])
+        self.layer.forward([self.bottom], [self.top])
+        if not (self._is_half(self.top, self.top_a) and self._is_half(self.top, self.top_b)):
+            self._link(self.top, self.top_a, self.top_b)
+
+
 class Net:
     """A network: `Net(model, phase, weights=None, seed=0)`.
 
@@ -146,7 +187,7 @@ class Net:
     """
 
     def __init__(self, model, phase=pb.TRAIN, level=0, stages=(), weights=None, seed=0,
-                 dtype=np.float32):
+                 dtype=np.float32, merge_twins=None):
         if isinstance(model, pb.NetParameter):
             param, self.source = model, "<NetParameter>"
         else:
@@ -168,6 +209,9 @@ class Net:
         filtered = filter_net(upgrade_legacy_inputs(param), state)
         self.param = insert_splits(filtered)
         self.force_backward = param.force_backward
+        if merge_twins is None:
+            merge_twins = os.environ.get("LAYERFORGE_MERGE_TWINS", "1") != "0"
+        self.merge_twins = merge_twins
         self._build()
         if weights is not None:
             self.copy_from(weights)
@@ -228,6 +272,7 @@ class Net:
             self.layers[layer_param.name] = layer
         self._share_params()
         self._plan_backward()
+        self._plan_twins()
         available = {}
         for entry in self.entries:
             for name in entry.bottom_names:
@@ -311,17 +356,106 @@ class Net:
                 entry.need_backward = False
                 entry.propagate_down = [False] * len(entry.bottom)
 
+    # ------------------------------------------------------------ tied twins
+
+    def _plan_twins(self):
+        """Plan to run tied twin branches as one branch on a batch of 2N.
+
+        The pattern is a Slice whose two tops each start a chain of layers that pair up one
+        to one: same item-wise type and settings, the very same parameter Blobs, one bottom
+        and one top, every top but the last read only by the next layer of its chain, equal
+        backward flags and no loss. Each pair then runs once, at the position of the first
+        branch's layer, through the first branch's layer object on merged Blobs of 2N items;
+        the two branches' Blobs hold views of the halves, so every other layer and `blobs`
+        see what separate runs give (up to float rounding in sums). Bigger GEMMs and half
+        the kernel launches make it faster. `merge_twins=False` (or LAYERFORGE_MERGE_TWINS=0)
+        runs the branches separately.
+        """
+        self._twins = {}          # index of a first-branch layer -> _Twin
+        self._twin_skip = set()   # indices of second-branch layers (run by their twin)
+        if not self.merge_twins:
+            return
+        readers, versions, produced = {}, {}, {}
+        for index, entry in enumerate(self.entries):
+            for blob in entry.bottom:
+                readers.setdefault((id(blob), versions.get(id(blob), 0)), []).append(index)
+            for j, blob in enumerate(entry.top):
+                versions[id(blob)] = versions.get(id(blob), -1) + 1   # in place: a new version
+                produced[index, j] = (id(blob), versions[id(blob)])
+        for index, entry in enumerate(self.entries):
+            if entry.layer.type_name != "Slice" or len(entry.top) != 2:
+                continue
+            a, b = produced[index, 0], produced[index, 1]
+            pairs = []
+            while len(readers.get(a, ())) == 1 and len(readers.get(b, ())) == 1:
+                i, j = readers[a][0], readers[b][0]
+                if not self._is_twin_pair(i, j):
+                    break
+                pairs.append((i, j))
+                a, b = produced[i, 0], produced[j, 0]
+            merged = Blob(dtype=self.dtype)
+            for k, (i, j) in enumerate(pairs):
+                first, second = self.entries[i], self.entries[j]
+                in_place = first.top[0] is first.bottom[0]
+                twin = _Twin(first.layer, merged, merged if in_place else Blob(dtype=self.dtype),
+                             first.bottom[0], second.bottom[0], first.top[0], second.top[0], k == 0)
+                self._twins[i] = twin
+                self._twin_skip.add(j)
+                merged = twin.top
+
+    def _is_twin_pair(self, i, j):
+        first, second = self.entries[i], self.entries[j]
+        kind = first.param.type
+        if kind not in _ITEMWISE or second.param.type != kind or i > j:
+            return False
+        if any(len(e.bottom) != 1 or len(e.top) != 1 or any(e.loss_weights) for e in (first, second)):
+            return False
+        if (first.top[0] is first.bottom[0]) != (second.top[0] is second.bottom[0]):
+            return False
+        if first.bottom[0].shape != second.bottom[0].shape or first.top[0].shape != second.top[0].shape:
+            return False
+        if not first.bottom[0].shape or first.top[0].shape[:1] != first.bottom[0].shape[:1]:
+            return False
+        if (first.need_backward, first.propagate_down) != (second.need_backward, second.propagate_down):
+            return False
+        if len(first.layer.blobs) != len(second.layer.blobs) or any(
+                x is not y for x, y in zip(first.layer.blobs, second.layer.blobs)):
+            return False
+        field = _ITEMWISE[kind]
+        if field and getattr(first.param, field).axis % first.bottom[0].num_axes == 0:
+            return False
+        settings = []
+        for param in (first.param, second.param):
+            copy = pb.LayerParameter()
+            copy.CopyFrom(param)
+            for name in ("name", "bottom", "top", "include", "exclude"):
+                copy.ClearField(name)
+            settings.append(copy)
+        return settings[0] == settings[1]
+
     # ------------------------------------------------------------ running
 
     def forward_layer(self, index):
+        if index in self._twin_skip:
+            return
         entry = self.entries[index]
+        twin = self._twins.get(index)
+        if twin is not None:
+            twin.forward()
+            return
         entry.layer.reshape(entry.bottom, entry.top)
         entry.layer.forward(entry.bottom, entry.top)
 
     def backward_layer(self, index):
+        if index in self._twin_skip:
+            return
         entry = self.entries[index]
         if entry.need_backward:
-            entry.layer.backward(entry.top, entry.propagate_down, entry.bottom)
+            twin = self._twins.get(index)
+            if twin is not None:
+                twin.layer.backward([twin.top], entry.propagate_down, [twin.bottom])
+            else:
+                entry.layer.backward(entry.top, entry.propagate_down, entry.bottom)
 
     def forward(self, **inputs):
         """Run every layer; `inputs` fill Input-layer tops by name. Returns the output blobs."""
@@ -385,6 +519,7 @@ class Net:
                                    f"{blob.shape} in the other net, {entry.layer.blobs[i].shape} here")
                 entry.layer.blobs[i] = blob
         self._share_params()
+        self._plan_twins()
 
     def to_proto(self, include_diff=False):
         """NetParameter with each layer's configuration and blobs, as a .caffemodel holds."""
