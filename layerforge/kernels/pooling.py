@@ -80,3 +80,48 @@ def ave_pool_backward(top_diff, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
                 for y in range(max(y0, 0), min(y1, height)):
                     for x in range(max(x0, 0), min(x1, width)):
                         bottom_diff[i, y, x] += share
+
+
+@njit(cache=True, parallel=True)
+def max_pool_2x2_forward(bottom, top, argmax):
+    """max_pool_forward for kernel 2, stride 2, no padding, when H = 2 * pooled_h and
+    W = 2 * pooled_w: no bounds to clip, the four reads unrolled (same ties: first wins)."""
+    planes, height, width = bottom.shape
+    _, pooled_h, pooled_w = top.shape
+    for i in prange(planes):
+        for py in range(pooled_h):
+            y = 2 * py
+            for px in range(pooled_w):
+                x = 2 * px
+                best = bottom[i, y, x]
+                index = y * width + x
+                if bottom[i, y, x + 1] > best:
+                    best = bottom[i, y, x + 1]
+                    index = y * width + x + 1
+                if bottom[i, y + 1, x] > best:
+                    best = bottom[i, y + 1, x]
+                    index = (y + 1) * width + x
+                if bottom[i, y + 1, x + 1] > best:
+                    best = bottom[i, y + 1, x + 1]
+                    index = (y + 1) * width + x + 1
+                top[i, py, px] = best
+                argmax[i, py, px] = index
+
+
+@njit(cache=True, parallel=True)
+def max_pool_2x2_backward(top_diff, argmax, bottom_diff):
+    """max_pool_backward for the windows of max_pool_2x2_forward: each bottom pixel is written
+    once (its window's gradient or 0), so no separate zeroing pass."""
+    planes, pooled_h, pooled_w = top_diff.shape
+    width = bottom_diff.shape[2]
+    for i in prange(planes):
+        for py in range(pooled_h):
+            y = 2 * py
+            for px in range(pooled_w):
+                x = 2 * px
+                index = argmax[i, py, px]
+                grad = top_diff[i, py, px]
+                bottom_diff[i, y, x] = grad if index == y * width + x else 0
+                bottom_diff[i, y, x + 1] = grad if index == y * width + x + 1 else 0
+                bottom_diff[i, y + 1, x] = grad if index == (y + 1) * width + x else 0
+                bottom_diff[i, y + 1, x + 1] = grad if index == (y + 1) * width + x + 1 else 0

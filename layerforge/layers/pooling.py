@@ -1,8 +1,8 @@
 """Pooling: MAX (with an optional argmax top) and AVE over 2-D planes, as in Caffe."""
 import numpy as np
 
-from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_backward,
-                                        max_pool_forward)
+from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_2x2_backward,
+                                        max_pool_2x2_forward, max_pool_backward, max_pool_forward)
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -92,6 +92,9 @@ class Pooling(Layer):
                        zip((height, width), self.kernel, self.stride, self.pad))
         for blob in top:
             blob.reshape((num, channels) + pooled)
+        # LeNet's 2x2/stride-2 windows tiling the plane exactly have an unrolled kernel.
+        self.tiles_2x2 = (self.kernel == (2, 2) and self.stride == (2, 2) and self.pad == (0, 0)
+                          and (height, width) == (2 * pooled[0], 2 * pooled[1]))
         if self.param.pooling_param.pool == _POOL.MAX:
             if getattr(self, "argmax", None) is None or self.argmax.shape != (num * channels,) + pooled:
                 self.argmax = np.empty((num * channels,) + pooled, np.int32)
@@ -102,8 +105,11 @@ class Pooling(Layer):
     def forward(self, bottom, top):
         geometry = self.kernel + self.stride + self.pad
         if self.param.pooling_param.pool == _POOL.MAX:
-            max_pool_forward(self._planes(bottom[0].data), *geometry, self._planes(top[0].data),
-                             self.argmax)
+            if self.tiles_2x2:
+                max_pool_2x2_forward(self._planes(bottom[0].data), self._planes(top[0].data), self.argmax)
+            else:
+                max_pool_forward(self._planes(bottom[0].data), *geometry, self._planes(top[0].data),
+                                 self.argmax)
             if len(top) > 1:
                 top[1].data[...] = self.argmax.reshape(top[1].shape)
         else:
@@ -113,7 +119,8 @@ class Pooling(Layer):
         if not propagate_down[0]:
             return
         if self.param.pooling_param.pool == _POOL.MAX:
-            max_pool_backward(self._planes(top[0].diff), self.argmax, self._planes(bottom[0].diff))
+            backward = max_pool_2x2_backward if self.tiles_2x2 else max_pool_backward
+            backward(self._planes(top[0].diff), self.argmax, self._planes(bottom[0].diff))
         else:
             ave_pool_backward(self._planes(top[0].diff), *self.kernel, *self.stride, *self.pad,
                               self._planes(bottom[0].diff))
