@@ -27,9 +27,10 @@ def batch_to_rows(batch, rows):
         rows[m, n * plane:(n + 1) * plane] = batch[n, m]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
 def add_bias_grad(batch_diff, bias_diff):
-    """bias_diff[m] += sum over n and p of batch_diff[n, m, p] (accumulated in float64)."""
+    """bias_diff[m] += sum over n and p of batch_diff[n, m, p] (accumulated in float64; the
+    sum may be reordered so that it vectorizes: a strict order ran at one add per 4 cycles)."""
     num, channels, plane = batch_diff.shape
     for m in prange(channels):
         total = 0.0

@@ -1,6 +1,7 @@
 """Convolution and Deconvolution (transposed convolution) over 2-D images, as in Caffe.
 
-Both run on im2col + one BLAS GEMM per group over the whole batch (see kernels/im2col.py).
+Both run on im2col + one BLAS GEMM per group over the whole batch (see kernels/im2col.py),
+split across two threads by kernels/blas.py.
 Convolution with group 1 and several input channels uses the channels-last im2row instead,
 whose copies are runs of C values (LeNet's conv2: ~4x faster than im2col on 12x12 images).
 The column matrix of the forward pass is kept for the weight gradient in backward.
@@ -9,6 +10,7 @@ import numpy as np
 
 from layerforge.blob import Blob
 from layerforge.fillers import fill
+from layerforge.kernels import blas
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
 from layerforge.kernels.im2col import col2im, im2col, im2row, row2im
 from layerforge.layer import Layer
@@ -128,6 +130,10 @@ class _ConvolutionBase(Layer):
         self.col = self._buffer("col", col_shape, dtype)
         self.col_diff = self._buffer("col_diff", col_shape, dtype)
         self.rows = self._buffer("rows", (self.conv_out, self.num * self.col_plane), dtype)
+        kernel_size = self.conv_in * self.kernel[0] * self.kernel[1]
+        weight_grad = (self.conv_out // self.group, kernel_size // self.group)   # one group's
+        self.weight_grad = self._buffer("weight_grad", weight_grad, dtype)
+        self.partial = self._buffer("partial", blas.partial_shape(weight_grad), dtype)
         self.zero_bias = self._buffer("zero_bias", (self.conv_out,), dtype)
         self.zero_bias[...] = 0
 
@@ -148,17 +154,17 @@ class _ConvolutionBase(Layer):
         diff = weight.diff.reshape(self.conv_out, -1)
         m = self.conv_out // self.group
         for g, (_, col_g, rows_g) in enumerate(self._grouped(weight.data, col, rows)):
-            diff[g * m:(g + 1) * m] += rows_g @ col_g.T
+            blas.matmul_add(rows_g, col_g.T, diff[g * m:(g + 1) * m], self.partial)
 
     def _conv_rows(self, col, rows):
         """rows = weight @ col, group by group (the forward convolution GEMM)."""
         for weight_g, col_g, rows_g in self._grouped(self.blobs[0].data, col, rows):
-            np.matmul(weight_g, col_g, out=rows_g)
+            blas.matmul(weight_g, col_g, rows_g)
 
     def _conv_cols(self, rows, col):
         """col = weight.T @ rows, group by group (the data-gradient GEMM)."""
         for weight_g, col_g, rows_g in self._grouped(self.blobs[0].data, col, rows):
-            np.matmul(weight_g.T, rows_g, out=col_g)
+            blas.matmul(weight_g.T, rows_g, col_g)
 
 
 @register_layer("Convolution")
@@ -190,7 +196,7 @@ class Convolution(_ConvolutionBase):
             np.copyto(self.images_last, self._image_view(bottom[0].data).transpose(0, 2, 3, 1))
             im2row(self.images_last, *self._geometry(), self.col)
             np.copyto(self.weight_last, self.blobs[0].data.transpose(0, 2, 3, 1))
-            np.matmul(self.weight_last.reshape(self.num_output, -1), self.col.T, out=self.rows)
+            blas.matmul(self.weight_last.reshape(self.num_output, -1), self.col.T, self.rows)
         else:
             im2col(self._image_view(bottom[0].data), *self._geometry(), self.col)
             self._conv_rows(self.col, self.rows)
@@ -208,9 +214,11 @@ class Convolution(_ConvolutionBase):
                 col2im(self.col_diff, *self._geometry(), self._image_view(bottom[0].diff))
             return
         weight_last = self.weight_last.reshape(self.num_output, -1)
-        self.blobs[0].diff += (self.rows @ self.col).reshape(self.weight_last.shape).transpose(0, 3, 1, 2)
+        self.weight_grad[...] = 0
+        blas.matmul_add(self.rows, self.col, self.weight_grad, self.partial)
+        self.blobs[0].diff += self.weight_grad.reshape(self.weight_last.shape).transpose(0, 3, 1, 2)
         if propagate_down[0]:
-            np.matmul(self.rows.T, weight_last, out=self.col_diff)
+            blas.matmul(self.rows.T, weight_last, self.col_diff)
             row2im(self.col_diff, *self._geometry(), self.images_last)
             np.copyto(self._image_view(bottom[0].diff), self.images_last.transpose(0, 3, 1, 2))
 

@@ -1,8 +1,9 @@
-"""InnerProduct (fully connected) layer: top = bottom · Wᵀ + b through BLAS (numpy matmul)."""
+"""InnerProduct (fully connected) layer: top = bottom · Wᵀ + b through BLAS (kernels/blas.py)."""
 import numpy as np
 
 from layerforge.blob import Blob
 from layerforge.fillers import fill
+from layerforge.kernels import blas
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 
@@ -54,7 +55,7 @@ class InnerProductLayer(Layer):
         x = bottom[0].data.reshape(self._rows, -1)
         y = top[0].data.reshape(self._rows, self.num_output)
         weight = self.blobs[0].data
-        np.matmul(x, weight if self.transpose else weight.T, out=y)
+        blas.matmul(x, weight if self.transpose else weight.T, y)
         if self.bias_term:
             y += self.blobs[1].data
 
@@ -66,12 +67,12 @@ class InnerProductLayer(Layer):
         if self._weight_grad is None or self._weight_grad.shape != weight.shape:
             self._weight_grad = np.empty_like(weight.diff)
         if self.transpose:
-            np.matmul(x.T, dy, out=self._weight_grad)
+            blas.matmul(x.T, dy, self._weight_grad)
         else:
-            np.matmul(dy.T, x, out=self._weight_grad)
+            blas.matmul(dy.T, x, self._weight_grad)
         weight.diff += self._weight_grad
         if self.bias_term:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self._rows, -1)
-            np.matmul(dy, weight.data.T if self.transpose else weight.data, out=dx)
+            blas.matmul(dy, weight.data.T if self.transpose else weight.data, dx)

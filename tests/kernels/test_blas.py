@@ -1,0 +1,55 @@
+"""Split matrix products (kernels/blas.py) against numpy's, split or not, in any thread."""
+import threading
+
+import numpy as np
+import pytest
+
+from layerforge.kernels import blas
+
+
+@pytest.mark.parametrize("m, k, n", [(3, 4, 5), (50, 500, 1024), (1024, 60, 50), (1, 300, 9000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_matches_numpy(m, k, n, dtype):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    blas.matmul(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(blas.matmul(b.T, a.T, np.empty((n, m), dtype)), (a @ b).T,
+                               rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("m, k, n", [(2, 3, 2), (20, 20000, 25), (50, 3, 40)])
+def test_matmul_add_accumulates(m, k, n):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    out = rng.standard_normal((m, n))
+    expected = out + a @ b
+    blas.matmul_add(a, b, out, np.empty(blas.partial_shape(out.shape)))
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_products_from_several_threads_at_once():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((400, 300)), rng.standard_normal((300, 500))
+    outs = [np.empty((400, 500)) for _ in range(4)]
+    threads = [threading.Thread(target=blas.matmul, args=(a, b, out)) for out in outs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for out in outs:
+        np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_bad_shapes_and_chunk_errors_reach_the_caller():
+    a, b = np.ones((400, 300)), np.ones((300, 500))
+    with pytest.raises(ValueError, match="do not give out"):
+        blas.matmul(a, b, np.empty((400, 499)))
+    with pytest.raises(ValueError, match="do not give out"):
+        blas.matmul_add(a, b, np.empty((400, 499)), np.empty(blas.partial_shape((400, 499))))
+    with pytest.raises(TypeError):   # raised inside the chunks (float results into int32)
+        blas.matmul(a, b, np.empty((400, 500), np.int32))
+    np.testing.assert_allclose(blas.matmul(a, b, np.empty((400, 500))), a @ b)   # still usable
