@@ -11,7 +11,9 @@ same contrastive loss (margin 2) and SGD with momentum 0.9 and lr_mult 2 on bias
 1. Agreement: both start from layerforge's weights and see the batch layerforge's Data
    layer produced; the loss and every parameter gradient must agree within float32
    rounding: |loss_lf - loss_torch| <= 1e-5 * max(1, |loss|), and per parameter
-   ||g_lf - g_torch|| <= 1e-4 * ||g_torch|| (different summation orders in float32).
+   ||g_lf - g_torch|| <= 1e-4 * (largest gradient norm of its layer) (different summation
+   orders in float32; the biases of ip2 and feat feed only the difference of the twins, so
+   their exact gradient is 0 and both frameworks give rounding noise around it).
 2. Speed: each framework runs in its own child process (so the two thread pools never
    compete), alternately for R rounds; each round times N iterations (forward + backward
    + update, both twins) after warm-up. The median round is reported. An iteration of
@@ -110,10 +112,11 @@ def check_agreement(lmdb):
     t_loss.backward()
     rows = [("loss", abs(loss - t_loss.item()) / max(1.0, abs(t_loss.item())), LOSS_RTOL)]
     for name in BRANCH:
-        for blob, tensor in zip(net.params[name], (branch[name].weight, branch[name].bias)):
-            ref = tensor.grad.numpy()
-            rows.append((f"{name} {'bias' if blob.data.ndim == 1 else 'weight'} grad",
-                         float(np.linalg.norm(blob.diff - ref) / max(np.linalg.norm(ref), 1e-30)), GRAD_RTOL))
+        tensors = (branch[name].weight, branch[name].bias)
+        scale = max(max(np.linalg.norm(t.grad.numpy()) for t in tensors), 1e-30)
+        for blob, tensor in zip(net.params[name], tensors):
+            error = np.linalg.norm(blob.diff - tensor.grad.numpy()) / scale
+            rows.append((f"{name} {'bias' if blob.data.ndim == 1 else 'weight'} grad", float(error), GRAD_RTOL))
     print(f"Agreement (loss {loss:.6f} layerforge, {t_loss.item():.6f} torch): relative error / tolerance")
     for name, err, tol in rows:
         print(f"  {name:18} {err:9.2e} / {tol:.0e}  {'ok' if err <= tol else 'MISMATCH'}")

@@ -53,3 +53,29 @@ def test_bad_shapes_and_chunk_errors_reach_the_caller():
     with pytest.raises(TypeError):   # raised inside the chunks (float results into int32)
         blas.matmul(a, b, np.empty((400, 500), np.int32))
     np.testing.assert_allclose(blas.matmul(a, b, np.empty((400, 500))), a @ b)   # still usable
+
+
+PROBE = """
+import ctypes, os, re
+import numpy
+import layerforge
+paths = set(re.findall(r"(/\\S*openblas\\S*\\.so\\S*)", open("/proc/self/maps").read()))
+getters = [getattr(ctypes.CDLL(p), n, None) for p in paths
+           for n in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_")]
+print(os.environ["OMP_WAIT_POLICY"], [g() for g in getters if g is not None])
+"""
+
+
+@pytest.mark.parametrize("env, expected", [({}, "PASSIVE [1]"), ({"OPENBLAS_NUM_THREADS": "2",
+                                                                  "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE [2]")])
+def test_import_sets_threading_unless_the_user_did(env, expected):
+    """numpy imported first (its OpenBLAS already loaded) and still one BLAS thread after `import layerforge`."""
+    import os
+    import subprocess
+    import sys
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("set_blas_threads finds OpenBLAS through /proc/self/maps (Linux)")
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == expected
