@@ -18,6 +18,8 @@ same contrastive loss (margin 2) and SGD with momentum 0.9 and lr_mult 2 on bias
    compete), alternately for R rounds; each round times N iterations (forward + backward
    + update, both twins) after warm-up. The median round is reported. An iteration of
    layerforge is Solver.step(1) and includes its Data layer; PyTorch gets a fixed batch.
+   "torch" calls the branch once per twin, as the prototxt (and most Siamese code) does;
+   "torch-2n" concatenates the twins into one batch, as layerforge's Net does by itself.
 3. layerforge's per-layer breakdown (`layerforge time`), peak RSS of each child, and the
    cold start: a fresh process importing layerforge, building the solver and running the
    first iteration, with the Numba cache warm (and how many kernels were compiled anyway).
@@ -91,9 +93,13 @@ def torch_forward(branch, x):
     return branch["feat"](branch["ip2"](x))
 
 
-def torch_loss(branch, pair, similar, margin=2.0):
+def torch_loss(branch, pair, similar, margin=2.0, one_batch=False):
+    """The contrastive loss; `one_batch` runs both twins as one batch of 2N (as layerforge does)."""
     import torch
-    a, b = torch_forward(branch, pair[:, :1]), torch_forward(branch, pair[:, 1:])
+    if one_batch:
+        a, b = torch_forward(branch, pair.transpose(0, 1).reshape(-1, 1, 28, 28)).chunk(2)
+    else:
+        a, b = torch_forward(branch, pair[:, :1]), torch_forward(branch, pair[:, 1:])
     dist_sq = ((a - b) ** 2).sum(1)
     hinge = torch.clamp(margin - torch.sqrt(dist_sq), min=0.0)
     return torch.where(similar, dist_sq, hinge * hinge).sum() / (2 * pair.shape[0])
@@ -140,7 +146,7 @@ def child_layerforge(lmdb, iterations, warmup, breakdown):
     return result
 
 
-def child_torch(lmdb, iterations, warmup, breakdown):
+def child_torch(lmdb, iterations, warmup, breakdown, one_batch=False):
     import torch
     solver = make_solver(lmdb)  # only for its initial weights and one batch of data
     solver.net.forward()
@@ -156,7 +162,7 @@ def child_torch(lmdb, iterations, warmup, breakdown):
 
     def step():
         optimizer.zero_grad(set_to_none=False)
-        torch_loss(branch, pair, similar).backward()
+        torch_loss(branch, pair, similar, one_batch=one_batch).backward()
         optimizer.step()
     for _ in range(warmup):
         step()
@@ -203,12 +209,13 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--child", choices=["layerforge", "torch", "cold"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["layerforge", "torch", "torch-2n", "cold"], help=argparse.SUPPRESS)
     parser.add_argument("--lmdb", help=argparse.SUPPRESS)
     parser.add_argument("--breakdown", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child = {"layerforge": child_layerforge, "torch": child_torch}.get(args.child)
+        child = {"layerforge": child_layerforge, "torch": child_torch,
+                 "torch-2n": lambda *a: child_torch(*a, one_batch=True)}.get(args.child)
         result = child_cold(args.lmdb) if child is None else child(args.lmdb, args.iterations, args.warmup,
                                                                       args.breakdown)
         print(json.dumps(result))
@@ -226,11 +233,12 @@ def main():
         if torch is not None:
             print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
             agree = check_agreement(lmdb)
-        runs = {"layerforge": [], "torch": []}
+        runs = {"layerforge": [], "torch": [], "torch-2n": []}
         for r in range(args.rounds):
             runs["layerforge"].append(run_child("layerforge", lmdb, args, breakdown=r == 0))
             if torch is not None:
                 runs["torch"].append(run_child("torch", lmdb, args))
+                runs["torch-2n"].append(run_child("torch-2n", lmdb, args))
         print(f"\nms per iteration (forward + backward + update, both twins), median of {args.rounds} "
               f"rounds of {args.iterations} iterations:")
         medians = {}
@@ -243,7 +251,9 @@ def main():
                   f"(rounds: {', '.join(f'{t:.2f}' for t in times)}; peak RSS "
                   f"{max(r['rss_mb'] for r in results):.0f} MB)")
         if "torch" in medians:
-            print(f"  ratio layerforge / torch: {medians['layerforge'] / medians['torch']:.3f}")
+            print(f"  ratio layerforge / torch: {medians['layerforge'] / medians['torch']:.3f}   (torch-2n: the "
+                  f"same torch model fed both twins as one batch of 2N: ratio "
+                  f"{medians['layerforge'] / medians['torch-2n']:.3f})")
         print("\nlayerforge per layer (`layerforge time`, forward + backward without the update):")
         print("\n".join("  " + line for line in runs["layerforge"][0]["breakdown"]))
         run_child("cold", lmdb, args)  # makes sure the cache is warm
