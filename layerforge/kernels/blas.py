@@ -95,6 +95,15 @@ _helper = _Helper()
 _lock = threading.Lock()   # one split product at a time (the helper serves one job)
 
 
+def _after_fork():
+    """A forked child has no helper thread and may have inherited a held lock: start afresh."""
+    global _helper, _lock
+    _helper, _lock = _Helper(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def _bounds(size, count):
     return [(size * i // count, size * (i + 1) // count) for i in range(count)]
 

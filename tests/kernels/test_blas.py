@@ -79,3 +79,16 @@ def test_import_sets_threading_unless_the_user_did(env, expected):
     out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == expected
+
+
+def test_split_products_work_in_a_forked_child():
+    import multiprocessing
+    a, b = np.ones((400, 300)), np.ones((300, 500))
+    blas.matmul(a, b, np.empty((400, 500)))          # the helper thread exists in the parent
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        total = pool.apply(_product_sum, (a, b))
+    assert total == 400 * 500 * 300
+
+
+def _product_sum(a, b):
+    return float(blas.matmul(a, b, np.empty((a.shape[0], b.shape[1]))).sum())
