@@ -267,7 +267,9 @@ def build_parser():
         "Mean forward and backward milliseconds per layer and in total per iteration, like `caffe "
         "time`. The net runs on its own data (Input blobs hold zeros); backward runs where "
         "training would run it, so a net without a loss times forward only. Untimed warm-up "
-        "passes come first so Numba compilation is not counted.")
+        "passes come first so Numba compilation is not counted. Tied twin branches run as one "
+        "batch, so their time shows on the first branch's rows (LAYERFORGE_MERGE_TWINS=0 runs "
+        "them apart).")
     time_.add_argument("--model", required=True, metavar="M", help="net prototxt")
     time_.add_argument("--iterations", type=_at_least(1), default=50, metavar="N",
                        help="timed iterations (default: 50)")
