@@ -458,7 +458,8 @@ class Net:
                 entry.layer.backward(entry.top, entry.propagate_down, entry.bottom)
 
     def forward(self, **inputs):
-        """Run every layer; `inputs` fill Input-layer tops by name. Returns the output blobs."""
+        """Run every layer; `inputs` fill Input-layer tops by name. Returns copies of the
+        output blobs (tops no layer reads), so results kept across calls stay as they were."""
         for name, value in inputs.items():
             if name not in self.inputs:
                 raise NetError(f"{self.source}: '{name}' is not an input of this net "
@@ -475,7 +476,7 @@ class Net:
                 if weight:
                     loss += weight * float(np.sum(top.data, dtype=np.float64))
         self.loss = loss
-        return {name: self.blobs[name].data for name in self.outputs}
+        return {name: self.blobs[name].data.copy() for name in self.outputs}
 
     def backward(self):
         """Gradients of the loss: seeds loss tops with their weights, then runs layers backward."""

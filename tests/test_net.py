@@ -324,3 +324,11 @@ def test_run_phase_drops_label_bottoms_nobody_produces():
     assert run.entries[-1].bottom_names == ["x"]
     with pytest.raises(NetError, match=r"bottom 't' is not produced"):
         make_net(text, pb.TEST)
+
+
+def test_forward_returns_copies_that_later_passes_leave_alone():
+    net = make_net(INPUTS + ip("a", "x", "y", 5))
+    first = net.forward(**feed(0))["y"]
+    kept = first.copy()
+    net.forward(**feed(1))
+    np.testing.assert_array_equal(first, kept)
