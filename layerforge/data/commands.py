@@ -2,7 +2,6 @@
 import re
 import sys
 
-from layerforge.data import DatasetError
 from layerforge.data.idx import build_mnist_lmdbs
 from layerforge.data.store import build_image_lmdb
 
@@ -48,21 +47,13 @@ _digits.__name__ = "digit list (0-9, comma-separated)"
 
 
 def run_mnist(args):
-    try:
-        train, test = build_mnist_lmdbs(args.out, args.idx_dir, classes=args.classes)
-    except DatasetError as err:
-        print(f"layerforge data mnist: error: {err}", file=sys.stderr)
-        return 1
+    train, test = build_mnist_lmdbs(args.out, args.idx_dir, classes=args.classes)
     print(f"wrote {train} and {test}")
     return 0
 
 
 def run_images(args):
-    try:
-        path = build_image_lmdb(args.root, args.out, args.resize, args.gray, args.shuffle,
-                                progress=sys.stderr.isatty())
-    except DatasetError as err:
-        print(f"layerforge data images: error: {err}", file=sys.stderr)
-        return 1
+    path = build_image_lmdb(args.root, args.out, args.resize, args.gray, args.shuffle,
+                            progress=sys.stderr.isatty())
     print(f"wrote {path} and {path.parent / 'labels.txt'}")
     return 0

@@ -7,6 +7,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from layerforge.cli import main
 from layerforge.data import DatasetError, build_mnist_lmdbs, commands, idx, read_idx, read_lmdb
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -154,7 +155,8 @@ def test_mnist_command(fake_mnist, tmp_path, capsys):
     assert args.func(args) == 0
     assert "mnist_train_lmdb" in capsys.readouterr().out
     (fake_mnist[0] / "train-labels-idx1-ubyte.gz").write_bytes(b"junk")
-    args = parse(["data", "mnist", "--out", str(tmp_path / "out2"), "--from", str(fake_mnist[0])])
-    assert args.func(args) == 1
-    assert "train-labels-idx1-ubyte.gz: md5 mismatch" in capsys.readouterr().err
+    status = main(["data", "mnist", "--out", str(tmp_path / "out2"), "--from", str(fake_mnist[0])])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("layerforge: error: ") and err.count("\n") == 1, err
+    assert "train-labels-idx1-ubyte.gz: md5 mismatch" in err
     assert not (tmp_path / "out2").exists()
