@@ -7,39 +7,23 @@ slice, and a 3 ms product took 20 ms to 2 s (measured). Here OpenBLAS runs one t
 thread and one helper thread take from a shared counter: whoever is running takes the
 next chunk, so a late helper just does less. numpy releases the GIL inside the product.
 """
-import ctypes
 import os
-import re
 import threading
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 _CHUNKS = 4          # chunks per product: 2 per thread, small enough to rebalance
 _MIN_FLOPS = 4e6     # smaller products run in the caller at once
 
 
 def set_blas_threads(count):
-    """Set the thread count of every OpenBLAS loaded in this process; True if one was found.
+    """Set the thread count of the BLAS libraries loaded in this process.
 
     numpy's own OpenBLAS reads OPENBLAS_NUM_THREADS only when it is loaded, which may be
-    before layerforge is imported, so the count is set through the library (as threadpoolctl does).
+    before layerforge is imported, so threadpoolctl sets the count through the library.
     """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps.read()))
-    except OSError:
-        return False
-    found = False
-    for path in paths:
-        library = ctypes.CDLL(path)
-        for name in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                     "scipy_openblas_set_num_threads", "openblas_set_num_threads64_"):
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter(ctypes.c_int(count))
-                found = True
-                break
-    return found
+    threadpool_limits(limits=count, user_api="blas")
 
 
 class _Helper:
