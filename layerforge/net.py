@@ -469,8 +469,6 @@ class Net:
             self.blobs[name].data[...] = value
         loss = 0.0
         for index, entry in enumerate(self.entries):
-            if entry.layer.type_name == "Input" and all(n in inputs for n in entry.top_names):
-                continue
             self.forward_layer(index)
             for weight, top in zip(entry.loss_weights, entry.top):
                 if weight:
