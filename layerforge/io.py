@@ -4,6 +4,7 @@ Text errors read `file:line:col: message`. Binary files are written to a tempora
 and renamed, so an interrupted write never replaces a good file with a broken one.
 """
 import difflib
+import functools
 import os
 import re
 import tempfile
@@ -21,25 +22,20 @@ class ConfigError(ValueError):
 
 # ---------------------------------------------------------------- text
 
-_STRING_FIELDS = None
-
-
+@functools.cache
 def _string_field_names():
     """Names that are string fields everywhere they occur in the schema (safe to quote)."""
-    global _STRING_FIELDS
-    if _STRING_FIELDS is None:
-        kinds = {}
+    kinds = {}
 
-        def visit(descriptor):
-            for field in descriptor.fields:
-                kinds.setdefault(field.name, set()).add(field.type == field.TYPE_STRING)
-            for nested in descriptor.nested_types:
-                visit(nested)
+    def visit(descriptor):
+        for field in descriptor.fields:
+            kinds.setdefault(field.name, set()).add(field.type == field.TYPE_STRING)
+        for nested in descriptor.nested_types:
+            visit(nested)
 
-        for message in pb.DESCRIPTOR.message_types_by_name.values():
-            visit(message)
-        _STRING_FIELDS = {name for name, is_string in kinds.items() if is_string == {True}}
-    return _STRING_FIELDS
+    for message in pb.DESCRIPTOR.message_types_by_name.values():
+        visit(message)
+    return {name for name, is_string in kinds.items() if is_string == {True}}
 
 
 _BARE_VALUE = re.compile(r'^(\s*)(\w+)(\s*:\s*)([^"\'\s{#][^#]*?)(\s*(#.*)?)$')
