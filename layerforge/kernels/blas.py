@@ -124,6 +124,20 @@ def matmul(a, b, out):
     return out
 
 
+def matmul_stack(a, b, out):
+    """out[i] = a[i] @ b[i] for stacks of matrices (views such as transposes are fine),
+    cut along the stack."""
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1] or out.shape != a.shape[:2] + b.shape[2:]:
+        raise ValueError(f"matmul_stack: shapes {a.shape} @ {b.shape} do not give out {out.shape}")
+    bounds = _bounds(len(out), min(_CHUNKS, len(out)))
+
+    def chunk(i):
+        lo, hi = bounds[i]
+        np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi])
+    _split(chunk, len(bounds), 2.0 * out.size * a.shape[2])
+    return out
+
+
 def matmul_add(a, b, out, partial):
     """out += a @ b, cut along the inner dimension; `partial` is a (chunks, *out.shape) buffer
     (see partial_shape) so the chunks never add into one array at the same time."""

@@ -31,6 +31,20 @@ def test_matmul_add_accumulates(m, k, n):
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("stack, m, k, n", [(1, 2, 3, 4), (64, 512, 20, 50), (3, 40, 7, 9)])
+def test_matmul_stack_matches_numpy_with_transposed_operands(stack, m, k, n):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((stack, m, k)), rng.standard_normal((stack, k, n))
+    out = np.full((stack, m, n), np.nan)
+    np.testing.assert_allclose(blas.matmul_stack(a, b, out), a @ b, rtol=1e-12, atol=1e-12)
+    a_t, b_t = np.ascontiguousarray(a.transpose(0, 2, 1)), np.ascontiguousarray(b.transpose(0, 2, 1))
+    out = np.full((stack, m, n), np.nan)
+    blas.matmul_stack(a_t.transpose(0, 2, 1), b_t.transpose(0, 2, 1), out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="matmul_stack"):
+        blas.matmul_stack(a, b, np.empty((stack, n, m)))
+
+
 def test_products_from_several_threads_at_once():
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((400, 300)), rng.standard_normal((300, 500))
