@@ -1,14 +1,18 @@
 """Convolution and Deconvolution (transposed convolution) over 2-D images, as in Caffe.
 
 Both run on im2col + one BLAS GEMM per group over the whole batch (see kernels/im2col.py),
-split across two threads by kernels/blas.py.
-Convolution with group 1 and several input channels uses the channels-last im2row instead,
-whose copies are runs of C values (LeNet's conv2: ~4x faster than im2col on 12x12 images).
-The column matrix of the forward pass is kept for the weight gradient in backward.
-With stride 1, no dilation and a square 3x3 to 5x5 kernel, Convolution uses Winograd's
-F(4x4, r x r) instead (kernels/winograd.py): for 5x5 kernels 6x fewer multiplications, at
-the cost of about one decimal digit in float32 (relative error ~1e-5 instead of ~1e-6).
-`engine: CAFFE` keeps such a layer on im2col + GEMM.
+split across two threads by kernels/blas.py; the column matrix of the forward pass is kept
+for the weight gradient. Convolution picks a faster algorithm where one applies
+(`Convolution.algorithm`):
+- "direct" (kernels/direct_conv.py): stride 1, one group, fewer than 4 input channels,
+  where im2col's GEMM is long and thin (LeNet's conv1: ~3x faster);
+- "winograd" (kernels/winograd.py): stride 1, one group, from 4 channels, square 3x3 to 5x5
+  kernels: F(4x4, r x r), for 5x5 kernels 6x fewer multiplications, at the cost of about one
+  decimal digit in float32 (relative error ~1e-5 instead of ~1e-6);
+- "im2row": from 4 channels with one group, the channels-last im2col, whose copies are
+  runs of C values (~4x faster than im2col on 12x12 images);
+- "im2col" otherwise.
+Without dilation in all but the last two. `engine: CAFFE` keeps a layer on im2col/im2row + GEMM.
 """
 import numpy as np
 
@@ -16,13 +20,15 @@ from layerforge.blob import Blob
 from layerforge.fillers import fill
 from layerforge.kernels import blas
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
+from layerforge.kernels.direct_conv import direct_conv, direct_conv_data_grad, direct_conv_weight_grad
 from layerforge.kernels.im2col import col2im, im2col, im2row, row2im
 from layerforge.kernels.winograd import (hwnc_to_nchw, input_grad_tiles, input_tiles, nchw_to_hwnc,
                                          output_grad_tiles, output_tiles, transform_matrices)
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 
-_CHANNELS_LAST_MIN = 4  # input channels from which Convolution uses im2row or Winograd
+_CHANNELS_LAST_MIN = 4  # input channels from which Convolution uses im2row or Winograd, not direct
+_DIRECT_CHUNKS = 8      # image chunks of the direct weight gradient (one partial sum each)
 _WINOGRAD_TILE = 4      # output tile side m of F(m x m, r x r)
 _WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <= 8 points)
 
@@ -37,8 +43,7 @@ class _ConvolutionBase(Layer):
 
     exact_num_bottom = 1
     exact_num_top = 1
-    channels_last = False  # True: the column matrix is im2row's (N*P, K), not im2col's (K, N*P)
-    winograd = False       # True: Convolution runs on Winograd tiles, no column matrix
+    algorithm = "im2col"   # or "im2row" (column matrix (N*P, K)), "winograd" or "direct" (none)
 
     def _pair(self, name, values, h_name, w_name, default):
         """Caffe's rule: `name` once or once per spatial axis, or name_h and name_w, not both."""
@@ -136,10 +141,10 @@ class _ConvolutionBase(Layer):
         dtype = bottom[0].dtype
         self.zero_bias = self._buffer("zero_bias", (self.conv_out,), dtype)
         self.zero_bias[...] = 0
-        if self.winograd:
+        if self.algorithm not in ("im2col", "im2row"):
             return
         col_shape = (self.conv_in * self.kernel[0] * self.kernel[1], self.num * self.col_plane)
-        col_shape = col_shape[::-1] if self.channels_last else col_shape
+        col_shape = col_shape[::-1] if self.algorithm == "im2row" else col_shape
         self.col = self._buffer("col", col_shape, dtype)
         self.col_diff = self._buffer("col_diff", col_shape, dtype)
         self.rows = self._buffer("rows", (self.conv_out, self.num * self.col_plane), dtype)
@@ -183,7 +188,6 @@ class Convolution(_ConvolutionBase):
     """top = weight * bottom (+ bias); weight (num_output, C/group, kh, kw)."""
 
     def _conv_channels(self):
-        self.channels_last = self.group == 1 and self.channels >= _CHANNELS_LAST_MIN
         return self.channels, self.num_output
 
     def _image_is_bottom(self):
@@ -191,25 +195,32 @@ class Convolution(_ConvolutionBase):
 
     def setup(self, bottom, top):
         super().setup(bottom, top)
-        cp = self.param.convolution_param
-        self.winograd_fits = (self.channels_last and cp.engine != cp.CAFFE and self.stride == (1, 1)
-                              and self.dilation == (1, 1) and self.kernel[0] == self.kernel[1]
-                              and self.kernel[0] in _WINOGRAD_KERNELS)
-        if self.winograd_fits:
+        if self.kernel[0] == self.kernel[1] and self.kernel[0] in _WINOGRAD_KERNELS:
             at, g, bt = transform_matrices(_WINOGRAD_TILE, self.kernel[0])
             dtype = bottom[0].dtype
             self.winograd_at, self.winograd_bt = at.astype(dtype), bt.astype(dtype)
             self.winograd_gg = np.kron(g, g).astype(dtype)   # (n*n, r*r): w -> G w G^T, flattened
 
+    def _choose_algorithm(self, shape):
+        """The fastest algorithm for this geometry (see the module docstring)."""
+        cp = self.param.convolution_param
+        many_channels = self.channels >= _CHANNELS_LAST_MIN
+        if (cp.engine != cp.CAFFE and self.group == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
+                and len(shape) == self.axis + 3):
+            if not many_channels:
+                return "direct"
+            # Tiles of m x m outputs: worth it when they are mostly filled.
+            if hasattr(self, "winograd_gg") and min(self._output_size(*shape[-2:])) >= _WINOGRAD_TILE:
+                return "winograd"
+        return "im2row" if self.group == 1 and many_channels else "im2col"
+
     def reshape(self, bottom, top):
-        # Tiles of m x m outputs: worth it when they are mostly filled.
-        self.winograd = (self.winograd_fits and len(bottom[0].shape) == self.axis + 3
-                         and min(self._output_size(*bottom[0].shape[-2:])) >= _WINOGRAD_TILE)
+        self.algorithm = self._choose_algorithm(bottom[0].shape)
         super().reshape(bottom, top)
         out_h, out_w = top[0].shape[-2:]
         dtype = bottom[0].dtype
         num, channels, height, width = self._image_view(bottom[0].data).shape
-        if self.winograd:
+        if self.algorithm == "winograd":
             m, r = _WINOGRAD_TILE, self.kernel[0]
             n = m + r - 1
             self.tiles_h, self.tiles_w = -(-out_h // m), -(-out_w // m)
@@ -224,9 +235,42 @@ class Convolution(_ConvolutionBase):
             self.weight_tiles_diff = self._buffer("weight_tiles_diff", self.weight_tiles.shape, dtype)
             self.zero_channels = self._buffer("zero_channels", (channels,), dtype)
             self.zero_channels[...] = 0
-        elif self.channels_last:
+        elif self.algorithm == "direct":
+            padded = (num, channels, height + 2 * self.pad[0], width + 2 * self.pad[1])
+            self.images_padded = self._buffer("images_padded", padded, dtype) if any(self.pad) else None
+            chunks = min(_DIRECT_CHUNKS, num)
+            self.weight_partial = self._buffer("weight_partial", (chunks,) + self.blobs[0].shape, dtype)
+        elif self.algorithm == "im2row":
             self.images_last = self._buffer("images_last", (num, height, width, channels), dtype)
             self.weight_last = self._buffer("weight_last", (self.num_output,) + self.kernel + (channels,), dtype)
+
+    def _padded(self, images):
+        """`images` zero-padded by pad_h, pad_w (a view of them without padding)."""
+        if self.images_padded is None:
+            return images
+        pad_h, pad_w = self.pad
+        self.images_padded[...] = 0
+        self.images_padded[:, :, pad_h:pad_h + images.shape[2], pad_w:pad_w + images.shape[3]] = images
+        return self.images_padded
+
+    def _direct_forward(self, bottom, top):
+        direct_conv(self._padded(self._image_view(bottom[0].data)), self.blobs[0].data, self._bias(),
+                    self._image_view(top[0].data))
+
+    def _direct_backward(self, top, propagate_down, bottom):
+        images = self.images_padded if self.images_padded is not None else self._image_view(bottom[0].data)
+        top_diff = self._image_view(top[0].diff)
+        direct_conv_weight_grad(images, top_diff, self.weight_partial)
+        self.blobs[0].diff += self.weight_partial.sum(axis=0)
+        if propagate_down[0]:
+            bottom_diff = self._image_view(bottom[0].diff)
+            if self.images_padded is None:
+                direct_conv_data_grad(top_diff, self.blobs[0].data, bottom_diff)
+                return
+            images_diff = np.empty_like(self.images_padded)
+            direct_conv_data_grad(top_diff, self.blobs[0].data, images_diff)
+            pad_h, pad_w = self.pad
+            bottom_diff[...] = images_diff[:, :, pad_h:pad_h + bottom_diff.shape[2], pad_w:pad_w + bottom_diff.shape[3]]
 
     def _tiled(self, array):
         """A tile array (n*n, tiles * N, channels) as the kernels see it: (n*n, tiles, N * channels)."""
@@ -266,10 +310,13 @@ class Convolution(_ConvolutionBase):
                 (in_w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1)
 
     def forward(self, bottom, top):
-        if self.winograd:
+        if self.algorithm == "winograd":
             self._winograd_forward(bottom, top)
             return
-        if self.channels_last:
+        if self.algorithm == "direct":
+            self._direct_forward(bottom, top)
+            return
+        if self.algorithm == "im2row":
             np.copyto(self.images_last, self._image_view(bottom[0].data).transpose(0, 2, 3, 1))
             im2row(self.images_last, *self._geometry(), self.col)
             np.copyto(self.weight_last, self.blobs[0].data.transpose(0, 2, 3, 1))
@@ -283,11 +330,14 @@ class Convolution(_ConvolutionBase):
         top_diff = top[0].diff.reshape(self.num, self.num_output, -1)
         if len(self.blobs) > 1:
             add_bias_grad(top_diff, self.blobs[1].diff)
-        if self.winograd:
+        if self.algorithm == "winograd":
             self._winograd_backward(top, propagate_down, bottom)
             return
+        if self.algorithm == "direct":
+            self._direct_backward(top, propagate_down, bottom)
+            return
         batch_to_rows(top_diff, self.rows)
-        if not self.channels_last:
+        if self.algorithm == "im2col":
             self._weight_grad(self.col, self.rows)
             if propagate_down[0]:
                 self._conv_cols(self.rows, self.col_diff)

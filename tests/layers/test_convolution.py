@@ -43,24 +43,25 @@ CASES = [
     ((1, 3, 7, 8), "num_output: 2 kernel_size: 3 kernel_size: 1 stride: 1 stride: 2 pad: 0 pad: 1 "
                    "dilation: 2 dilation: 1", (1, 2), (0, 1), (2, 1), 1),
     ((2, 4, 5, 5), "num_output: 4 kernel_size: 1 group: 4", (1, 1), (0, 0), (1, 1), 4),
-    # from 4 channels with group 1 the layer takes the channels-last (im2row) path ...
-    ((2, 6, 8, 8), "num_output: 4 kernel_size: 5 engine: CAFFE", (1, 1), (0, 0), (1, 1), 1),
-    ((2, 5, 7, 6), "num_output: 3 kernel_size: 3 pad: 1 engine: CAFFE", (1, 1), (1, 1), (1, 1), 1),
-    ((1, 4, 9, 8), "num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 2 dilation: 2",
-     (2, 1), (1, 2), (2, 2), 1),
-    # ... or Winograd's tiles with stride 1 and a square 3x3 to 5x5 kernel, last tiles partly outside
+    # from 4 channels, with group 1: im2row, or Winograd (stride 1, square 3x3 to 5x5 kernel)
     ((2, 6, 8, 8), "num_output: 4 kernel_size: 5", (1, 1), (0, 0), (1, 1), 1),
     ((2, 5, 7, 6), "num_output: 3 kernel_size: 3 pad: 1", (1, 1), (1, 1), (1, 1), 1),
+    ((1, 4, 9, 8), "num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 2 dilation: 2",
+     (2, 1), (1, 2), (2, 2), 1),
     ((3, 4, 9, 10), "num_output: 5 kernel_size: 4 pad: 1", (1, 1), (1, 1), (1, 1), 1),
-    ((2, 4, 13, 11), "num_output: 3 kernel_size: 5 pad: 2", (1, 1), (2, 2), (1, 1), 1),
+    ((2, 4, 13, 11), "num_output: 3 kernel_size: 5 pad: 2", (1, 1), (2, 2), (1, 1), 1),   # partial tiles
+    # fewer channels, stride 1: direct, with 5-tap, 3-tap and other kernel rows
+    ((2, 1, 9, 8), "num_output: 3 kernel_size: 5 pad: 1", (1, 1), (1, 1), (1, 1), 1),
+    ((3, 2, 7, 9), "num_output: 2 kernel_h: 4 kernel_w: 3", (1, 1), (0, 0), (1, 1), 1),
 ]
 
 
+@pytest.mark.parametrize("engine", ["DEFAULT", "CAFFE"])   # CAFFE: always im2col or im2row
 @pytest.mark.parametrize("bias_term", [True, False])
 @pytest.mark.parametrize("shape, options, stride, pad, dilation, group", CASES)
-def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias_term):
+def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias_term, engine):
     x = np.random.default_rng(0).standard_normal(shape)
-    text = conv_text(options, bias_term)
+    text = conv_text(f"{options} engine: {engine}", bias_term)
     for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-4)):
         layer, bottom, top = make_layer(text, [x], dtype=dtype)
         layer.forward(bottom, top)
@@ -72,23 +73,27 @@ def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias
     assert check_gradient(text, [x], max_checks=60) > 0
 
 
-@pytest.mark.parametrize("options, shape, winograd, channels_last", [
-    ("num_output: 4 kernel_size: 5", (2, 6, 8, 8), True, True),
-    ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 6, 8, 8), False, True),
-    ("num_output: 4 kernel_size: 5", (2, 3, 8, 8), False, False),          # too few channels
-    ("num_output: 4 kernel_size: 5 stride: 2", (2, 6, 12, 12), False, True),
-    ("num_output: 4 kernel_size: 7", (2, 6, 12, 12), False, True),        # no F(4, 7) points
-    ("num_output: 4 kernel_size: 5", (2, 6, 7, 7), False, True),           # output smaller than a tile
+@pytest.mark.parametrize("options, shape, algorithm", [
+    ("num_output: 4 kernel_size: 5", (2, 6, 8, 8), "winograd"),
+    ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 6, 8, 8), "im2row"),
+    ("num_output: 4 kernel_size: 5 stride: 2", (2, 6, 12, 12), "im2row"),
+    ("num_output: 4 kernel_size: 7", (2, 6, 12, 12), "im2row"),        # no F(4, 7) points
+    ("num_output: 4 kernel_size: 5", (2, 6, 7, 7), "im2row"),           # output smaller than a tile
+    ("num_output: 4 kernel_size: 5 group: 2", (2, 6, 8, 8), "im2col"),
+    ("num_output: 4 kernel_size: 5", (2, 3, 8, 8), "direct"),
+    ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 3, 8, 8), "im2col"),
+    ("num_output: 4 kernel_size: 3 dilation: 2", (2, 3, 8, 8), "im2col"),
 ])
-def test_algorithm_choice(options, shape, winograd, channels_last):
+def test_algorithm_choice(options, shape, algorithm):
     layer, _, _ = make_layer(conv_text(options), [np.zeros(shape)])
-    assert (layer.winograd, layer.channels_last) == (winograd, channels_last)
+    assert layer.algorithm == algorithm
 
 
-def test_winograd_matches_im2col_in_value_and_gradient():
-    """The same weights give the same top and diffs on both algorithms (float64)."""
+@pytest.mark.parametrize("channels", [5, 2])   # Winograd, direct
+def test_fast_algorithms_match_im2col_in_value_and_gradient(channels):
+    """The same weights give the same top and diffs as with engine: CAFFE (float64)."""
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((3, 5, 10, 9))
+    x = rng.standard_normal((3, channels, 10, 9))
     results = []
     for engine in ("DEFAULT", "CAFFE"):
         layer, bottom, top = make_layer(conv_text(f"num_output: 7 kernel_size: 5 pad: 1 engine: {engine}"), [x])
@@ -97,8 +102,8 @@ def test_winograd_matches_im2col_in_value_and_gradient():
         top[0].diff[...] = np.random.default_rng(8).standard_normal(top[0].shape)
         layer.backward(top, [True], bottom)
         results.append([top[0].data.copy(), bottom[0].diff.copy()] + [blob.diff.copy() for blob in layer.blobs])
-    for winograd, im2row in zip(*results):
-        np.testing.assert_allclose(winograd, im2row, rtol=1e-11, atol=1e-11)
+    for fast, im2col in zip(*results):
+        np.testing.assert_allclose(fast, im2col, rtol=1e-11, atol=1e-11)
 
 
 def test_blob_shapes_and_fillers():
@@ -119,10 +124,15 @@ def test_caffe_output_size():
     assert top[0].shape == (1, 1, 3, 3)
 
 
-@pytest.mark.parametrize("channels, kernel, size", [(2, 2, 4), (5, 2, 4), (5, 3, 6)])  # im2col, im2row, Winograd
-def test_backward_adds_into_parameter_diffs_and_overwrites_bottom_diff(channels, kernel, size):
+@pytest.mark.parametrize("options, channels, size", [
+    ("kernel_size: 2 stride: 2", 2, 4),      # im2col
+    ("kernel_size: 2", 5, 4),                # im2row
+    ("kernel_size: 3", 5, 6),                # Winograd
+    ("kernel_size: 2 pad: 1", 2, 4),         # direct
+])
+def test_backward_adds_into_parameter_diffs_and_overwrites_bottom_diff(options, channels, size):
     rng = np.random.default_rng(3)
-    layer, bottom, top = make_layer(conv_text(f"num_output: 3 kernel_size: {kernel}"),
+    layer, bottom, top = make_layer(conv_text(f"num_output: 3 {options}"),
                                     [rng.standard_normal((2, channels, size, size))])
     layer.forward(bottom, top)
     top[0].diff[...] = rng.standard_normal(top[0].shape)
