@@ -7,11 +7,12 @@ convolution with m = 4 needs 64 multiply-adds per 16 outputs and channel pair in
 The backward pass is the adjoint of the same linear maps: dM = A dY AT per tile, then the
 weight gradient sums V^T dM and the data gradient is B (dM U^T) BT, added back tile by tile.
 
-Images here are "HWNC": (height, width, batch * channels), so that every loop of a
-transform runs over long contiguous runs of batch * channels values, whatever the image
-size. The transformed arrays are (n * n, tiles_h * tiles_w, batch * channels): one
-(tiles * batch, channels) matrix per tile position, ready for the products. Images are
-zero-padded to whole tiles by the caller, so the transforms never test bounds.
+Images are NCHW blobs seen as planes (N*C, H, W). A parallel task takes one tile position
+and a chunk of 64 planes, gathers that tile of each plane into a local (n, n, 64) array and
+transforms all 64 at once, so every loop of a transform runs over 64 contiguous values
+whatever the image size. The transformed arrays are (n*n, tiles_h*tiles_w, N*C): one
+(tiles * N, C) matrix per tile position, ready for the products. Tiles reaching beyond
+the (padded) image read zeros; output tiles reaching beyond the output are cropped.
 """
 from fractions import Fraction
 
@@ -106,32 +107,64 @@ def _gather(src, start, row, col, tile):
 
 
 @njit(cache=True)
-def _scatter(tile, dst, start, row, col, add):
-    """The runs of `tile` written (or added, with `add`) to flat `dst` as _gather reads them."""
+def _scatter(tile, dst, start, row, col):
+    """The runs of `tile` written to flat `dst` as _gather reads them."""
     ny, nx, size = tile.shape
     src = tile.reshape(-1)
     for y in range(ny):
         for x in range(nx):
             at = uint64(start + y * row + x * col)
             local = uint64((y * nx + x) * size)
-            if add:
-                for q in range(uint64(size)):
-                    dst[at + q] += src[local + q]
-            else:
-                for q in range(uint64(size)):
-                    dst[at + q] = src[local + q]
+            for q in range(uint64(size)):
+                dst[at + q] = src[local + q]
+
+
+@njit(cache=True)
+def _gather_planes(planes, lo, y0, x0, tile):
+    """tile[y, x, q] = planes[lo + q, y0 + y, x0 + x], or 0 outside the planes."""
+    ny, nx, size = tile.shape
+    height, width = planes.shape[1:]
+    y_lo, y_hi = max(0, -y0), min(ny, height - y0)
+    x_lo = max(0, -x0)
+    x_hi = max(x_lo, min(nx, width - x0))   # a tile may lie wholly in the padding
+    if y_lo > 0 or y_hi < ny or x_lo > 0 or x_hi < nx:
+        tile[...] = 0
+    src, dst = planes.reshape(-1), tile.reshape(-1)
+    for q in range(size):
+        for y in range(y_lo, y_hi):
+            row = uint64(((lo + q) * height + y0 + y) * width + x0 + x_lo)   # unsigned: no wraparound checks
+            local = uint64((y * nx + x_lo) * size + q)
+            for x in range(uint64(x_hi - x_lo)):
+                dst[local + x * size] = src[row + x]
+
+
+@njit(cache=True)
+def _put_planes(tile, planes, lo, y0, x0, add):
+    """planes[lo + q, y0 + y, x0 + x] = (or += with `add`) tile[y, x, q], inside the planes only."""
+    ny, nx, size = tile.shape
+    height, width = planes.shape[1:]
+    x_lo = max(0, -x0)
+    x_hi = max(x_lo, min(nx, width - x0))
+    src, dst = tile.reshape(-1), planes.reshape(-1)
+    for q in range(size):
+        for y in range(max(0, -y0), min(ny, height - y0)):
+            row = uint64(((lo + q) * height + y0 + y) * width + x0 + x_lo)
+            local = uint64((y * nx + x_lo) * size + q)
+            for x in range(uint64(x_hi - x_lo)):
+                if add:
+                    dst[row + x] += src[local + x * size]
+                else:
+                    dst[row + x] = src[local + x * size]
 
 
 @njit(cache=True, parallel=True)
-def input_tiles(images, bt, m, tiles):
-    """tiles[i*n + j, ty*tiles_w + tx, :] = (BT d B)[i, j] for the n x n tile d of the padded
-    HWNC `images` (H, W, L) at (ty*m, tx*m); `tiles` is (n*n, tiles_h*tiles_w, L)."""
+def input_tiles(planes, pad_h, pad_w, bt, m, tiles_w, tiles):
+    """tiles[i*n + j, ty*tiles_w + tx, l] = (BT d B)[i, j] for the n x n tile d of plane l
+    (N*C, H, W) at (ty*m - pad_h, tx*m - pad_w)."""
     n = bt.shape[0]
-    width, length = images.shape[1:]
-    tiles_w = (width - n) // m + 1
-    spatial = tiles.shape[1]
+    length, spatial = planes.shape[0], tiles.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
-    src, dst = images.reshape(-1), tiles.reshape(-1)
+    dst = tiles.reshape(-1)
     for task in prange(spatial * chunks):
         tile = task // chunks
         lo = task % chunks * _CHUNK
@@ -139,20 +172,19 @@ def input_tiles(images, bt, m, tiles):
         patch = np.empty((n, n, size), tiles.dtype)
         half = np.empty((n, n, size), tiles.dtype)
         out = np.empty((n, n, size), tiles.dtype)
-        _gather(src, (tile // tiles_w * m * width + tile % tiles_w * m) * length + lo, width * length, length, patch)
+        _gather_planes(planes, lo, tile // tiles_w * m - pad_h, tile % tiles_w * m - pad_w, patch)
         _transform(bt, bt, patch, half, out)
-        _scatter(out, dst, tile * length + lo, n * spatial * length, spatial * length, False)
+        _scatter(out, dst, tile * length + lo, n * spatial * length, spatial * length)
 
 
 @njit(cache=True, parallel=True)
-def output_tiles(products, at, tiles_w, top):
-    """top[ty*m + i, tx*m + j, :] = (AT M A)[i, j] for each tile's M = products[:, tile, :];
-    `products` is (n*n, tiles, L), `top` HWNK (H, W, L) padded to whole tiles."""
+def output_tiles(products, at, tiles_w, bias, top):
+    """top[l, ty*m + i, tx*m + j] = (AT M A)[i, j] + bias[l % K] for each tile's
+    M = products[:, tile, l], over planes `top` (N*K, out_h, out_w); K = len(bias)."""
     m, n = at.shape
-    width, length = top.shape[1:]
-    spatial = products.shape[1]
+    length, spatial = top.shape[0], products.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
-    src, dst = products.reshape(-1), top.reshape(-1)
+    src = products.reshape(-1)
     for task in prange(spatial * chunks):
         tile = task // chunks
         lo = task % chunks * _CHUNK
@@ -162,20 +194,21 @@ def output_tiles(products, at, tiles_w, top):
         out = np.empty((m, m, size), top.dtype)
         _gather(src, tile * length + lo, n * spatial * length, spatial * length, patch)
         _transform(at, at, patch, half, out)
-        _scatter(out, dst, (tile // tiles_w * m * width + tile % tiles_w * m) * length + lo, width * length, length, False)
+        for q in range(size):
+            out[:, :, q] += bias[(lo + q) % len(bias)]
+        _put_planes(out, top, lo, tile // tiles_w * m, tile % tiles_w * m, False)
 
 
 @njit(cache=True, parallel=True)
-def output_grad_tiles(top_diff, at, m, grad):
-    """grad[:, tile, :] = A dY AT for each m x m tile dY of the padded HWNK `top_diff`:
-    the adjoint of output_tiles."""
-    n = at.shape[1]
-    width, length = top_diff.shape[1:]
-    tiles_w = width // m
-    spatial = grad.shape[1]
+def output_grad_tiles(top_diff, at, tiles_w, grad, sums):
+    """grad[:, tile, l] = A dY AT for each m x m tile dY of plane l of `top_diff` (N*K, out_h,
+    out_w), zero beyond the output: the adjoint of output_tiles. sums[tile, l] = the sum of
+    dY, from which the caller gets the bias gradient."""
+    m, n = at.shape
+    length, spatial = top_diff.shape[0], grad.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
     a = at.T.copy()
-    src, dst = top_diff.reshape(-1), grad.reshape(-1)
+    dst = grad.reshape(-1)
     for task in prange(spatial * chunks):
         tile = task // chunks
         lo = task % chunks * _CHUNK
@@ -183,61 +216,34 @@ def output_grad_tiles(top_diff, at, m, grad):
         patch = np.empty((m, m, size), grad.dtype)
         half = np.empty((n, m, size), grad.dtype)
         out = np.empty((n, n, size), grad.dtype)
-        _gather(src, (tile // tiles_w * m * width + tile % tiles_w * m) * length + lo, width * length, length, patch)
+        _gather_planes(top_diff, lo, tile // tiles_w * m, tile % tiles_w * m, patch)
+        for q in range(size):
+            total = 0.0
+            for i in range(m):
+                for j in range(m):
+                    total += patch[i, j, q]
+            sums[tile, lo + q] = total
         _transform(a, a, patch, half, out)
-        _scatter(out, dst, tile * length + lo, n * spatial * length, spatial * length, False)
+        _scatter(out, dst, tile * length + lo, n * spatial * length, spatial * length)
 
 
 @njit(cache=True, parallel=True)
-def input_grad_tiles(tiles, bt, m, images_diff):
-    """Overwrite the padded HWNC `images_diff` with the sum over tiles of B dV BT, each added
-    at its tile's position: the adjoint of input_tiles."""
+def input_grad_tiles(tiles, bt, pad_h, pad_w, m, tiles_w, planes_diff):
+    """Overwrite `planes_diff` (N*C, H, W) with the sum over tiles of B dV BT, each added at
+    its tile's position (inside the planes): the adjoint of input_tiles."""
     n = bt.shape[0]
-    width, length = images_diff.shape[1:]
-    tiles_w = (width - n) // m + 1
-    spatial = tiles.shape[1]
+    length, spatial = planes_diff.shape[0], tiles.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
     b = bt.T.copy()
-    src, dst = tiles.reshape(-1), images_diff.reshape(-1)
-    for task in prange(chunks):     # every tile of one run of values: overlapping tiles, no races
+    src = tiles.reshape(-1)
+    for task in prange(chunks):     # every tile of one chunk of planes: overlapping tiles, no races
         lo = task * _CHUNK
         size = min(length, lo + _CHUNK) - lo
-        images_diff[:, :, lo:lo + size] = 0
+        planes_diff[lo:lo + size] = 0
         patch = np.empty((n, n, size), tiles.dtype)
         half = np.empty((n, n, size), tiles.dtype)
         out = np.empty((n, n, size), tiles.dtype)
         for tile in range(spatial):
             _gather(src, tile * length + lo, n * spatial * length, spatial * length, patch)
             _transform(b, b, patch, half, out)
-            _scatter(out, dst, (tile // tiles_w * m * width + tile % tiles_w * m) * length + lo,
-                     width * length, length, True)
-
-
-@njit(cache=True, parallel=True)
-def nchw_to_hwnc(images, y0, x0, padded):
-    """padded[y, x, n, c] = images[n, c, y - y0, x - x0], and 0 outside the images."""
-    num, channels, height, width = images.shape
-    for y in prange(padded.shape[0]):
-        row = padded[y]
-        if not 0 <= y - y0 < height:
-            row[...] = 0
-            continue
-        for x in range(padded.shape[1]):
-            if not 0 <= x - x0 < width:
-                row[x] = 0
-                continue
-            for n in range(num):
-                for c in range(channels):
-                    row[x, n, c] = images[n, c, y - y0, x - x0]
-
-
-@njit(cache=True, parallel=True)
-def hwnc_to_nchw(padded, y0, x0, bias, images):
-    """images[n, c, y, x] = padded[y + y0, x + x0, n, c] + bias[c]."""
-    num, channels, height, width = images.shape
-    for task in prange(num * channels):
-        n = task // channels
-        c = task % channels
-        for y in range(height):
-            for x in range(width):
-                images[n, c, y, x] = padded[y + y0, x + x0, n, c] + bias[c]
+            _put_planes(out, planes_diff, lo, tile // tiles_w * m - pad_h, tile % tiles_w * m - pad_w, True)

@@ -22,8 +22,8 @@ from layerforge.kernels import blas
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
 from layerforge.kernels.direct_conv import direct_conv, direct_conv_data_grad, direct_conv_weight_grad
 from layerforge.kernels.im2col import col2im, im2col, im2row, row2im
-from layerforge.kernels.winograd import (hwnc_to_nchw, input_grad_tiles, input_tiles, nchw_to_hwnc,
-                                         output_grad_tiles, output_tiles, transform_matrices)
+from layerforge.kernels.winograd import (input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
+                                         transform_matrices)
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 
@@ -225,16 +225,12 @@ class Convolution(_ConvolutionBase):
             n = m + r - 1
             self.tiles_h, self.tiles_w = -(-out_h // m), -(-out_w // m)
             spatial = self.tiles_h * self.tiles_w
-            self.images_tiled = self._buffer("images_tiled", (self.tiles_h * m + r - 1, self.tiles_w * m + r - 1,
-                                                               num, channels), dtype)
-            self.top_tiled = self._buffer("top_tiled", (self.tiles_h * m, self.tiles_w * m, num, self.num_output), dtype)
             self.input_tiles = self._buffer("input_tiles", (n * n, spatial * num, channels), dtype)
             self.input_tiles_diff = self._buffer("input_tiles_diff", self.input_tiles.shape, dtype)
             self.products = self._buffer("products", (n * n, spatial * num, self.num_output), dtype)
             self.weight_tiles = self._buffer("weight_tiles", (n * n, channels, self.num_output), dtype)
             self.weight_tiles_diff = self._buffer("weight_tiles_diff", self.weight_tiles.shape, dtype)
-            self.zero_channels = self._buffer("zero_channels", (channels,), dtype)
-            self.zero_channels[...] = 0
+            self.tile_sums = self._buffer("tile_sums", (spatial, num * self.num_output), dtype)
         elif self.algorithm == "direct":
             padded = (num, channels, height + 2 * self.pad[0], width + 2 * self.pad[1])
             self.images_padded = self._buffer("images_padded", padded, dtype) if any(self.pad) else None
@@ -276,33 +272,35 @@ class Convolution(_ConvolutionBase):
         """A tile array (n*n, tiles * N, channels) as the kernels see it: (n*n, tiles, N * channels)."""
         return array.reshape(len(array), self.tiles_h * self.tiles_w, -1)
 
+    def _planes(self, array):
+        """A blob's data or diff as the Winograd kernels see it: planes (N * channels, H, W)."""
+        return array.reshape((-1,) + array.shape[-2:])
+
     def _winograd_forward(self, bottom, top):
         m, pad_h, pad_w = _WINOGRAD_TILE, self.pad[0], self.pad[1]
-        weight = self.blobs[0].data
-        nchw_to_hwnc(self._image_view(bottom[0].data), pad_h, pad_w, self.images_tiled)
-        input_tiles(self.images_tiled.reshape(self.images_tiled.shape[:2] + (-1,)), self.winograd_bt, m,
+        input_tiles(self._planes(bottom[0].data), pad_h, pad_w, self.winograd_bt, m, self.tiles_w,
                     self._tiled(self.input_tiles))
+        weight = self.blobs[0].data
         flat_weight = weight.transpose(1, 0, 2, 3).reshape(-1, self.kernel[0] * self.kernel[1])  # (C*K, r*r)
         blas.matmul(self.winograd_gg, flat_weight.T, self.weight_tiles.reshape(len(self.weight_tiles), -1))
         blas.matmul_stack(self.input_tiles, self.weight_tiles, self.products)
-        output_tiles(self._tiled(self.products), self.winograd_at, self.tiles_w,
-                     self.top_tiled.reshape(self.top_tiled.shape[:2] + (-1,)))
-        hwnc_to_nchw(self.top_tiled, 0, 0, self._bias(), self._image_view(top[0].data))
+        output_tiles(self._tiled(self.products), self.winograd_at, self.tiles_w, self._bias(),
+                     self._planes(top[0].data))
 
     def _winograd_backward(self, top, propagate_down, bottom):
         m, pad_h, pad_w = _WINOGRAD_TILE, self.pad[0], self.pad[1]
-        nchw_to_hwnc(self._image_view(top[0].diff), 0, 0, self.top_tiled)
         products_diff = self.products   # the forward products are not needed again
-        output_grad_tiles(self.top_tiled.reshape(self.top_tiled.shape[:2] + (-1,)), self.winograd_at, m,
-                          self._tiled(products_diff))
+        output_grad_tiles(self._planes(top[0].diff), self.winograd_at, self.tiles_w, self._tiled(products_diff),
+                          self.tile_sums)
+        if len(self.blobs) > 1:
+            self.blobs[1].diff += self.tile_sums.reshape(-1, self.num_output).sum(axis=0, dtype=np.float64)
         blas.matmul_stack(self.input_tiles.transpose(0, 2, 1), products_diff, self.weight_tiles_diff)
         flat_diff = self.winograd_gg.T @ self.weight_tiles_diff.reshape(len(self.weight_tiles_diff), -1)
         self.blobs[0].diff += flat_diff.reshape(self.kernel + self.weight_tiles.shape[1:]).transpose(3, 2, 0, 1)
         if propagate_down[0]:
             blas.matmul_stack(products_diff, self.weight_tiles.transpose(0, 2, 1), self.input_tiles_diff)
-            input_grad_tiles(self._tiled(self.input_tiles_diff), self.winograd_bt, m,
-                             self.images_tiled.reshape(self.images_tiled.shape[:2] + (-1,)))
-            hwnc_to_nchw(self.images_tiled, pad_h, pad_w, self.zero_channels, self._image_view(bottom[0].diff))
+            input_grad_tiles(self._tiled(self.input_tiles_diff), self.winograd_bt, pad_h, pad_w, m, self.tiles_w,
+                             self._planes(bottom[0].diff))
 
     def _output_size(self, in_h, in_w):
         kh, kw, sh, sw, ph, pw, dh, dw = self._geometry()
@@ -327,12 +325,12 @@ class Convolution(_ConvolutionBase):
         rows_to_batch(self.rows, self._bias(), top[0].data.reshape(self.num, self.num_output, -1))
 
     def backward(self, top, propagate_down, bottom):
+        if self.algorithm == "winograd":   # sums the bias gradient on the way
+            self._winograd_backward(top, propagate_down, bottom)
+            return
         top_diff = top[0].diff.reshape(self.num, self.num_output, -1)
         if len(self.blobs) > 1:
             add_bias_grad(top_diff, self.blobs[1].diff)
-        if self.algorithm == "winograd":
-            self._winograd_backward(top, propagate_down, bottom)
-            return
         if self.algorithm == "direct":
             self._direct_backward(top, propagate_down, bottom)
             return

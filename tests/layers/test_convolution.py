@@ -50,6 +50,7 @@ CASES = [
      (2, 1), (1, 2), (2, 2), 1),
     ((3, 4, 9, 10), "num_output: 5 kernel_size: 4 pad: 1", (1, 1), (1, 1), (1, 1), 1),
     ((2, 4, 13, 11), "num_output: 3 kernel_size: 5 pad: 2", (1, 1), (2, 2), (1, 1), 1),   # partial tiles
+    ((1, 4, 3, 4), "num_output: 2 kernel_size: 3 pad: 7", (1, 1), (7, 7), (1, 1), 1),     # tiles in the padding
     # fewer channels, stride 1: direct, with 5-tap, 3-tap and other kernel rows
     ((2, 1, 9, 8), "num_output: 3 kernel_size: 5 pad: 1", (1, 1), (1, 1), (1, 1), 1),
     ((3, 2, 7, 9), "num_output: 2 kernel_h: 4 kernel_w: 3", (1, 1), (0, 0), (1, 1), 1),
