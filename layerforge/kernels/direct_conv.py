@@ -73,6 +73,15 @@ def _copy_rows(src, src_row, dst, dst_row, rows, cols):
             b[x] = a[x]
 
 
+@njit(cache=True, fastmath=True)
+def _row_sum(values):
+    """The sum of `values`, in their type (the gap columns of a full-width row hold zeros)."""
+    total = values.dtype.type(0)
+    for f in range(uint64(len(values))):
+        total += values[f]
+    return total
+
+
 @njit(cache=True, parallel=True)
 def direct_conv(images, weight, bias, top):
     """top[n, k] = bias[k] + sum over c, i, j of weight[k, c, i, j] * images[n, c, i:, j:] (cropped)."""
@@ -92,9 +101,10 @@ def direct_conv(images, weight, bias, top):
 
 
 @njit(cache=True, parallel=True)
-def direct_conv_weight_grad(images, top_diff, partial):
-    """partial[chunk, k, c, i, j] = sum over the chunk's images n of top_diff[n, k] . images[n, c, i:, j:];
-    the caller adds partial.sum(axis=0) to the weight gradient (one chunk per task: no races)."""
+def direct_conv_weight_grad(images, top_diff, partial, bias_partial):
+    """partial[chunk, k, c, i, j] = sum over the chunk's images n of top_diff[n, k] . images[n, c, i:, j:],
+    and bias_partial[chunk, k] = the sum of those top_diff[n, k]; the caller adds the sums over
+    chunks to the gradients (one chunk per task: no races)."""
     num, channels, height, width = images.shape
     chunks, num_output, _, kernel_h, kernel_w = partial.shape
     out_h, out_w = top_diff.shape[2:]
@@ -105,11 +115,14 @@ def direct_conv_weight_grad(images, top_diff, partial):
         k = task % num_output
         diff = np.zeros(span, top_diff.dtype)
         sums = np.zeros((channels, kernel_h, kernel_w))
+        bias_sum = 0.0
         for n in range(chunk * num // chunks, (chunk + 1) * num // chunks):
             _copy_rows(top_diff[n, k].reshape(-1), out_w, diff, width, out_h, out_w)
+            bias_sum += _row_sum(diff)
             for c in range(channels):
                 for i in range(kernel_h):
                     _row_dots(diff, src[((n * channels + c) * height + i) * width:], span, sums[c, i])
+        bias_partial[chunk, k] = bias_sum
         for c in range(channels):
             for i in range(kernel_h):
                 for j in range(kernel_w):

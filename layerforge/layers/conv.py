@@ -236,6 +236,7 @@ class Convolution(_ConvolutionBase):
             self.images_padded = self._buffer("images_padded", padded, dtype) if any(self.pad) else None
             chunks = min(_DIRECT_CHUNKS, num)
             self.weight_partial = self._buffer("weight_partial", (chunks,) + self.blobs[0].shape, dtype)
+            self.bias_partial = self._buffer("bias_partial", (chunks, self.num_output), dtype)
         elif self.algorithm == "im2row":
             self.images_last = self._buffer("images_last", (num, height, width, channels), dtype)
             self.weight_last = self._buffer("weight_last", (self.num_output,) + self.kernel + (channels,), dtype)
@@ -256,8 +257,10 @@ class Convolution(_ConvolutionBase):
     def _direct_backward(self, top, propagate_down, bottom):
         images = self.images_padded if self.images_padded is not None else self._image_view(bottom[0].data)
         top_diff = self._image_view(top[0].diff)
-        direct_conv_weight_grad(images, top_diff, self.weight_partial)
+        direct_conv_weight_grad(images, top_diff, self.weight_partial, self.bias_partial)
         self.blobs[0].diff += self.weight_partial.sum(axis=0)
+        if len(self.blobs) > 1:
+            self.blobs[1].diff += self.bias_partial.sum(axis=0)
         if propagate_down[0]:
             bottom_diff = self._image_view(bottom[0].diff)
             if self.images_padded is None:
@@ -325,15 +328,15 @@ class Convolution(_ConvolutionBase):
         rows_to_batch(self.rows, self._bias(), top[0].data.reshape(self.num, self.num_output, -1))
 
     def backward(self, top, propagate_down, bottom):
-        if self.algorithm == "winograd":   # sums the bias gradient on the way
+        if self.algorithm == "winograd":   # both sum the bias gradient on the way
             self._winograd_backward(top, propagate_down, bottom)
+            return
+        if self.algorithm == "direct":
+            self._direct_backward(top, propagate_down, bottom)
             return
         top_diff = top[0].diff.reshape(self.num, self.num_output, -1)
         if len(self.blobs) > 1:
             add_bias_grad(top_diff, self.blobs[1].diff)
-        if self.algorithm == "direct":
-            self._direct_backward(top, propagate_down, bottom)
-            return
         batch_to_rows(top_diff, self.rows)
         if self.algorithm == "im2col":
             self._weight_grad(self.col, self.rows)

@@ -32,7 +32,9 @@ def test_direct_convolution_and_its_gradients_match_numpy(num, channels, height,
 
     top_diff = rng.standard_normal(top.shape)
     partial = np.full((min(num, 3),) + weight.shape, np.nan)
-    kernel(direct_conv_weight_grad)(images, top_diff, partial)
+    bias_partial = np.full((len(partial), num_output), np.nan)
+    kernel(direct_conv_weight_grad)(images, top_diff, partial, bias_partial)
+    np.testing.assert_allclose(bias_partial.sum(axis=0), top_diff.sum(axis=(0, 2, 3)), rtol=1e-12)
     weight_grad = np.zeros(weight.shape)
     for i, j in taps:
         weight_grad[:, :, i, j] = np.einsum("nkyx,ncyx->kc", top_diff, shifted(images, i, j, out_h, out_w))
