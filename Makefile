@@ -11,6 +11,8 @@ DEMO_SOLVER := solvers/mnist_siamese_solver.prototxt
 DEMO_ITERS := $(shell sed -n 's/^max_iter: *//p' $(DEMO_SOLVER))
 DEMO_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(DEMO_SOLVER))
 DEMO_WEIGHTS := $(DEMO_PREFIX)_iter_$(DEMO_ITERS).caffemodel
+# The trained weights with each class centroid the exact mean of its training encodings.
+DEMO_FINAL := $(DEMO_PREFIX)_final.caffemodel
 LF := $(PY) -m layerforge
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -31,10 +33,12 @@ demo: install
 	@start=$$(date +%s); set -e; \
 	$(LF) data mnist --out data/mnist; \
 	$(LF) train --solver $(DEMO_SOLVER); \
+	$(LF) centroids --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) \
+	    --source data/mnist/mnist_train_lmdb --out $(DEMO_FINAL); \
 	echo "Nearest-centroid accuracy on the 10000 MNIST test digits:"; \
-	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) --iterations 100; \
+	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_FINAL) --iterations 100; \
 	$(LF) plot $(DEMO_PREFIX)_log.jsonl --out $(DEMO_PREFIX)_curves.png; \
-	$(LF) embed --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) \
+	$(LF) embed --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_FINAL) \
 	    --blob feat --iterations 20 --out $(DEMO_PREFIX)_embedding.png; \
 	echo "Loss and accuracy curves: $(DEMO_PREFIX)_curves.png"; \
 	echo "2-D embedding of 2000 test digits: $(DEMO_PREFIX)_embedding.png"; \

@@ -1,5 +1,5 @@
 """The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
-embed, oneshot and data sub-commands. `python -m layerforge` is the same program.
+embed, oneshot, centroids and data sub-commands. `python -m layerforge` is the same program.
 
 Results go to stdout; log lines ("Iteration 500, loss = 0.0421") go to stderr. Bad input
 (a missing file, a malformed prototxt, an unknown layer) prints one line,
@@ -171,7 +171,9 @@ def cmd_embed(args):
     return 0
 
 
-def cmd_oneshot(args):
+def _encodable_images(args):
+    """(RUN net with args.weights, images, labels, transform) for oneshot and centroids: the
+    images of args.source (LMDB) or args.images (folder), transformed for the net's 'data'."""
     import numpy as np
 
     from layerforge import io
@@ -184,7 +186,7 @@ def cmd_oneshot(args):
                            f"(inputs: {', '.join(net.inputs) or 'none'})")
     shape = net.blobs["data"].shape
     classes = args.classes.split(",") if args.classes else None
-    if args.images:
+    if getattr(args, "images", None):
         size, gray = (shape[2:], shape[1] == 1) if len(shape) == 4 else (None, False)
         images, labels = oneshot.load_folder_images(args.images, classes, size, gray)
     else:
@@ -197,10 +199,32 @@ def cmd_oneshot(args):
     found, counts = np.unique(labels, return_counts=True)
     log.info("Encoding %d images of classes %s (%s per class), transformed %s", len(images),
              ", ".join(map(str, found)), "-".join(map(str, sorted({counts.min(), counts.max()}))), how)
+    return net, images, labels, transform
+
+
+def cmd_oneshot(args):
+    import numpy as np
+
+    from layerforge.tools import oneshot
+
+    net, images, labels, transform = _encodable_images(args)
     encode = oneshot.net_encoder(net, args.blob, transform=transform)
     result = oneshot.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
                                        np.random.default_rng(args.seed))
     print(result.line())
+    return 0
+
+
+def cmd_centroids(args):
+    from layerforge.tools import centroids, oneshot
+
+    net, images, labels, transform = _encodable_images(args)
+    done = centroids.set_class_centroids(
+        net, lambda blob: oneshot.net_encoder(net, blob, transform=transform), images, labels)
+    out = args.out or args.weights
+    net.save(out)
+    for name, counts in done.items():
+        print(f"{name}: centroids of {sum(counts > 0)} classes from {int(counts.sum())} images -> {out}")
     return 0
 
 
@@ -339,6 +363,21 @@ def build_parser():
     oneshot.add_argument("--scale", type=float, default=0.00390625, metavar="S",
                          help="pixel scale when the model has no transform_param (default: 1/256)")
     oneshot.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+
+    cents = command(
+        "centroids", cmd_centroids, "set a net's Decode centroids to exact class means",
+        "Encode every image of --source with the trained net (phase RUN, transformed as its Data "
+        "layer does in TEST) and set each Decode layer's centroids to the mean encoding of each "
+        "class, in place of the moving average learned during training. Writes the weights with "
+        "these centroids to --out (default: over --weights).")
+    cents.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
+    cents.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    cents.add_argument("--source", required=True, metavar="LMDB",
+                       help="LMDB of labelled Datum records, e.g. the training set")
+    cents.add_argument("--out", metavar="W", help="output .caffemodel (default: overwrite --weights)")
+    cents.add_argument("--classes", metavar="LIST", help="comma-separated labels to use (default: all)")
+    cents.add_argument("--scale", type=float, default=0.00390625, metavar="S",
+                       help="pixel scale when the model has no transform_param (default: 1/256)")
 
     try:
         from layerforge.data import commands as data_commands

@@ -161,6 +161,24 @@ class DecodeLayer(_ClassCentroids):
             ripe = self.blobs[3].data[0] >= p.centroid_output_iteration
             top[1].data[...] = self.blobs[0].data if all_ready and ripe else 0
 
+    def set_centroids(self, centroids, counts):
+        """Replace the learned state by given class centroids (L x D) seen `counts` (L) times,
+        e.g. the exact class means of a training set under the final weights
+        (`layerforge centroids`); classes with count 0 stay unknown."""
+        if self.knn:
+            raise self.error("decode_param.target KNN keeps encodings, not centroids; "
+                             "centroids can only be set for target CENTROID")
+        centroids = np.asarray(centroids)
+        if centroids.ndim != 2 or centroids.shape[1] != self.dim or len(counts) != len(centroids):
+            raise self.error(f"centroids of shape {centroids.shape} with {len(counts)} counts do not fit "
+                             f"encodings of dimension {self.dim}")
+        self._grow(len(centroids))
+        self.blobs[0].data[...] = 0
+        self.blobs[0].data[:len(centroids)] = centroids
+        self.blobs[1].data[...] = 0
+        self.blobs[1].data[:len(counts)] = counts
+        self.blobs[2].data[...] = self.blobs[1].data > 0
+
     def _learn(self, x, labels, max_count):
         self._grow(int(labels.max()) + 1)
         cache = self.blobs[4] if self.knn else None

@@ -6,6 +6,7 @@ import pytest
 from layerforge.blob import Blob
 from layerforge.layer import LayerError
 from layerforge.layers.decode import FLT_MAX
+from layerforge.proto import layerforge_pb2 as pb
 from tests.gradient_check import make_layer
 from tests.kernels.test_distance_kernels import reference_accumulate, reference_knn, reference_sq_distances
 
@@ -280,3 +281,27 @@ def test_test_phase_before_any_training_has_no_classes():
 def test_no_backward():
     layer, _, _ = make_layer(decode_text(), [np.zeros((2, 2)), np.zeros(2)])
     assert layer.has_backward is False
+
+
+def test_set_centroids_replaces_the_learned_state():
+    """`layerforge centroids` sets exact class means; distances then use them, unseen classes stay unknown."""
+    x, labels = stream(2, 6, 3, 2)
+    layer, bottom, top, _ = train("cache_size: 1", x, labels)
+    centroids = np.array([[1.0, 0, 0], [0, 0, 0], [0, 2.0, 0]])
+    counts = np.array([4, 0, 7])
+    layer.set_centroids(centroids, counts)                 # grows from 2 classes to 3
+    np.testing.assert_array_equal(layer.blobs[0].data, centroids)
+    np.testing.assert_array_equal(layer.blobs[1].data, counts)
+    np.testing.assert_array_equal(layer.blobs[2].data, [1, 0, 1])
+    layer.phase = pb.TEST   # no learning from this batch
+    (dist,) = run(layer, bottom, top, x[0], labels[0])
+    np.testing.assert_allclose(dist, expected_distances(x[0], centroids, counts))
+    with pytest.raises(LayerError, match="do not fit encodings of dimension 3"):
+        layer.set_centroids(np.zeros((2, 4)), [1, 1])
+
+
+def test_set_centroids_refuses_knn():
+    x, labels = stream(1, 4, 2, 2)
+    layer, _, _, _ = train("target: KNN k: 1 cache_size: 1", x, labels)
+    with pytest.raises(LayerError, match="target KNN"):
+        layer.set_centroids(np.zeros((2, 2)), [1, 1])

