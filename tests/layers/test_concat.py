@@ -54,7 +54,7 @@ def test_slice_and_concat_are_inverses(shape, axis, points):
     rng = np.random.default_rng(2)
     num = len(points) + 1
     slice_points = " ".join(f"slice_point: {p}" for p in points)
-    slice_text = (f'name: "s" type: "Slice" bottom: "x" ' + " ".join(f'top: "t{i}"' for i in range(num))
+    slice_text = ('name: "s" type: "Slice" bottom: "x" ' + " ".join(f'top: "t{i}"' for i in range(num))
                   + f" slice_param {{ axis: {axis} {slice_points} }}")
     x = rng.standard_normal(shape)
     slicer, s_bottom, pieces = make_layer(slice_text, [x])

@@ -8,7 +8,7 @@ from tests.gradient_check import check_gradient, make_layer
 
 def input_text(shapes, tops=("data",)):
     shape_text = " ".join("shape { " + " ".join(f"dim: {d}" for d in s) + " }" for s in shapes)
-    return (f'name: "in" type: "Input" ' + " ".join(f'top: "{t}"' for t in tops)
+    return ('name: "in" type: "Input" ' + " ".join(f'top: "{t}"' for t in tops)
             + f" input_param {{ {shape_text} }}")
 
 
