@@ -266,7 +266,7 @@ class Convolution(_ConvolutionBase):
             if self.images_padded is None:
                 direct_conv_data_grad(top_diff, self.blobs[0].data, bottom_diff)
                 return
-            images_diff = np.empty_like(self.images_padded)
+            images_diff = self._buffer("images_padded_diff", self.images_padded.shape, self.images_padded.dtype)
             direct_conv_data_grad(top_diff, self.blobs[0].data, images_diff)
             pad_h, pad_w = self.pad
             bottom_diff[...] = images_diff[:, :, pad_h:pad_h + bottom_diff.shape[2], pad_w:pad_w + bottom_diff.shape[3]]
