@@ -94,29 +94,21 @@ def _transform(left, right, tile, half, out):
 
 
 @njit(cache=True)
-def _gather(src, start, row, col, tile):
-    """tile[y, x, :] = the run of tile.shape[2] values of flat `src` at start + y*row + x*col."""
-    ny, nx, size = tile.shape
-    dst = tile.reshape(-1)
-    for y in range(ny):
-        for x in range(nx):
-            at = uint64(start + y * row + x * col)
-            local = uint64((y * nx + x) * size)
+def _copy_tile(tiles, tile, lo, patch, to_patch):
+    """Copy runs lo:lo + size of tile `tile` between a transformed array (n*n, tiles, L) and a
+    local patch (a, b, size) with a * b = n*n: into the patch when `to_patch`, else out of it."""
+    spatial, length = tiles.shape[1:]
+    size = patch.shape[2]
+    flat, local = tiles.reshape(-1), patch.reshape(-1)
+    for p in range(patch.shape[0] * patch.shape[1]):
+        at = uint64((p * spatial + tile) * length + lo)
+        start = uint64(p * size)
+        if to_patch:
             for q in range(uint64(size)):
-                dst[local + q] = src[at + q]
-
-
-@njit(cache=True)
-def _scatter(tile, dst, start, row, col):
-    """The runs of `tile` written to flat `dst` as _gather reads them."""
-    ny, nx, size = tile.shape
-    src = tile.reshape(-1)
-    for y in range(ny):
-        for x in range(nx):
-            at = uint64(start + y * row + x * col)
-            local = uint64((y * nx + x) * size)
+                local[start + q] = flat[at + q]
+        else:
             for q in range(uint64(size)):
-                dst[at + q] = src[local + q]
+                flat[at + q] = local[start + q]
 
 
 @njit(cache=True)
@@ -164,7 +156,6 @@ def input_tiles(planes, pad_h, pad_w, bt, m, tiles_w, tiles):
     n = bt.shape[0]
     length, spatial = planes.shape[0], tiles.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
-    dst = tiles.reshape(-1)
     for task in prange(spatial * chunks):
         tile = task // chunks
         lo = task % chunks * _CHUNK
@@ -174,7 +165,7 @@ def input_tiles(planes, pad_h, pad_w, bt, m, tiles_w, tiles):
         out = np.empty((n, n, size), tiles.dtype)
         _gather_planes(planes, lo, tile // tiles_w * m - pad_h, tile % tiles_w * m - pad_w, patch)
         _transform(bt, bt, patch, half, out)
-        _scatter(out, dst, tile * length + lo, n * spatial * length, spatial * length)
+        _copy_tile(tiles, tile, lo, out, False)
 
 
 @njit(cache=True, parallel=True)
@@ -184,7 +175,6 @@ def output_tiles(products, at, tiles_w, bias, top):
     m, n = at.shape
     length, spatial = top.shape[0], products.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
-    src = products.reshape(-1)
     for task in prange(spatial * chunks):
         tile = task // chunks
         lo = task % chunks * _CHUNK
@@ -192,7 +182,7 @@ def output_tiles(products, at, tiles_w, bias, top):
         patch = np.empty((n, n, size), top.dtype)
         half = np.empty((m, n, size), top.dtype)
         out = np.empty((m, m, size), top.dtype)
-        _gather(src, tile * length + lo, n * spatial * length, spatial * length, patch)
+        _copy_tile(products, tile, lo, patch, True)
         _transform(at, at, patch, half, out)
         for q in range(size):
             out[:, :, q] += bias[(lo + q) % len(bias)]
@@ -208,7 +198,6 @@ def output_grad_tiles(top_diff, at, tiles_w, grad, sums):
     length, spatial = top_diff.shape[0], grad.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
     a = at.T.copy()
-    dst = grad.reshape(-1)
     for task in prange(spatial * chunks):
         tile = task // chunks
         lo = task % chunks * _CHUNK
@@ -224,7 +213,7 @@ def output_grad_tiles(top_diff, at, tiles_w, grad, sums):
                     total += patch[i, j, q]
             sums[tile, lo + q] = total
         _transform(a, a, patch, half, out)
-        _scatter(out, dst, tile * length + lo, n * spatial * length, spatial * length)
+        _copy_tile(grad, tile, lo, out, False)
 
 
 @njit(cache=True, parallel=True)
@@ -235,7 +224,6 @@ def input_grad_tiles(tiles, bt, pad_h, pad_w, m, tiles_w, planes_diff):
     length, spatial = planes_diff.shape[0], tiles.shape[1]
     chunks = (length + _CHUNK - 1) // _CHUNK
     b = bt.T.copy()
-    src = tiles.reshape(-1)
     for task in prange(chunks):     # every tile of one chunk of planes: overlapping tiles, no races
         lo = task * _CHUNK
         size = min(length, lo + _CHUNK) - lo
@@ -244,6 +232,6 @@ def input_grad_tiles(tiles, bt, pad_h, pad_w, m, tiles_w, planes_diff):
         half = np.empty((n, n, size), tiles.dtype)
         out = np.empty((n, n, size), tiles.dtype)
         for tile in range(spatial):
-            _gather(src, tile * length + lo, n * spatial * length, spatial * length, patch)
+            _copy_tile(tiles, tile, lo, patch, True)
             _transform(b, b, patch, half, out)
             _put_planes(out, planes_diff, lo, tile // tiles_w * m - pad_h, tile % tiles_w * m - pad_w, True)
