@@ -345,8 +345,14 @@ def build_parser():
         "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
         "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
         "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat.")
-    oneshot.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
-    oneshot.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    def encoder_arguments(sub):
+        """--model, --weights and --scale of the commands that encode images (_encodable_images)."""
+        sub.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
+        sub.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+        sub.add_argument("--scale", type=float, default=0.00390625, metavar="S",
+                         help="pixel scale when the model has no transform_param (default: 1/256)")
+
+    encoder_arguments(oneshot)
     oneshot.add_argument("--ways", type=_at_least(2), default=5, metavar="N",
                          help="classes per trial (default: 5)")
     oneshot.add_argument("--trials", type=_at_least(1), default=1000, metavar="T",
@@ -360,8 +366,6 @@ def build_parser():
     oneshot.add_argument("--classes", metavar="LIST",
                          help="comma-separated classes to use, e.g. 5,6,7,8,9 (labels, or folder names "
                               "with --images; default: all)")
-    oneshot.add_argument("--scale", type=float, default=0.00390625, metavar="S",
-                         help="pixel scale when the model has no transform_param (default: 1/256)")
     oneshot.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
 
     cents = command(
@@ -370,14 +374,11 @@ def build_parser():
         "layer does in TEST) and set each Decode layer's centroids to the mean encoding of each "
         "class, in place of the moving average learned during training. Writes the weights with "
         "these centroids to --out (default: over --weights).")
-    cents.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
-    cents.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    encoder_arguments(cents)
     cents.add_argument("--source", required=True, metavar="LMDB",
                        help="LMDB of labelled Datum records, e.g. the training set")
     cents.add_argument("--out", metavar="W", help="output .caffemodel (default: overwrite --weights)")
     cents.add_argument("--classes", metavar="LIST", help="comma-separated labels to use (default: all)")
-    cents.add_argument("--scale", type=float, default=0.00390625, metavar="S",
-                       help="pixel scale when the model has no transform_param (default: 1/256)")
 
     try:
         from layerforge.data import commands as data_commands

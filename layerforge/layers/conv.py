@@ -195,7 +195,8 @@ class Convolution(_ConvolutionBase):
 
     def setup(self, bottom, top):
         super().setup(bottom, top)
-        if self.kernel[0] == self.kernel[1] and self.kernel[0] in _WINOGRAD_KERNELS:
+        self.winograd_kernel = self.kernel[0] == self.kernel[1] and self.kernel[0] in _WINOGRAD_KERNELS
+        if self.winograd_kernel:
             at, g, bt = transform_matrices(_WINOGRAD_TILE, self.kernel[0])
             dtype = bottom[0].dtype
             self.winograd_at, self.winograd_bt = at.astype(dtype), bt.astype(dtype)
@@ -210,7 +211,7 @@ class Convolution(_ConvolutionBase):
             if not many_channels:
                 return "direct"
             # Tiles of m x m outputs: worth it when they are mostly filled.
-            if hasattr(self, "winograd_gg") and min(self._output_size(*shape[-2:])) >= _WINOGRAD_TILE:
+            if self.winograd_kernel and min(self._output_size(*shape[-2:])) >= _WINOGRAD_TILE:
                 return "winograd"
         return "im2row" if self.group == 1 and many_channels else "im2col"
 
