@@ -6,8 +6,8 @@ from layerforge.layer import LayerError
 from tests.gradient_check import check_gradient, make_layer
 
 
-def conv_text(options, bias_term=True):
-    return ('name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+def conv_text(options, bias_term=True, name="conv", layer_type="Convolution"):
+    return (f'name: "{name}" type: "{layer_type}" bottom: "x" top: "y" convolution_param {{ '
             f'{options} bias_term: {str(bias_term).lower()} '
             'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } }')
 

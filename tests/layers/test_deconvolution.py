@@ -4,12 +4,11 @@ import pytest
 
 from layerforge.layer import LayerError
 from tests.gradient_check import check_gradient, make_layer
+from tests.layers.test_convolution import conv_text
 
 
 def deconv_text(options, bias_term=True):
-    return ('name: "deconv" type: "Deconvolution" bottom: "x" top: "y" convolution_param { '
-            f'{options} bias_term: {str(bias_term).lower()} '
-            'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } }')
+    return conv_text(options, bias_term, name="deconv", layer_type="Deconvolution")
 
 
 def reference_deconv(x, weight, bias, stride, pad, dilation, group):
