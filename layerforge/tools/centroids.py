@@ -36,9 +36,10 @@ def set_class_centroids(net, encode_blob, images, labels):
     """Set every Decode layer of `net` to the class means of its encodings of `images`.
     encode_blob(blob) returns an encode(images) function (tools.oneshot.net_encoder).
     Returns {layer name: counts per class}."""
-    done = {}
+    done, means = {}, {}
     for layer, blob in decode_layers(net):
-        means, counts = class_means(encode_blob(blob)(images), labels)
-        layer.set_centroids(means, counts)
-        done[layer.name] = counts
+        if blob not in means:      # one pass over the images per encoding blob
+            means[blob] = class_means(encode_blob(blob)(images), labels)
+        layer.set_centroids(*means[blob])
+        done[layer.name] = means[blob][1]
     return done
