@@ -1,4 +1,6 @@
 """Blob: the data and gradient (diff) arrays of one shape that flow between layers."""
+import math
+
 import numpy as np
 
 
@@ -53,7 +55,7 @@ class Blob:
         return axis % max(self.num_axes, 1)
 
     def count_range(self, start, end=None):
-        return int(np.prod(self.shape[start:end], dtype=np.int64))
+        return math.prod(self.shape[start:end])
 
     def __repr__(self):
         return f"Blob(shape={self.shape}, dtype={self.dtype.name})"

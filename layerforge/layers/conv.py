@@ -14,6 +14,8 @@ for the weight gradient. Convolution picks a faster algorithm where one applies
 - "im2col" otherwise.
 Without dilation in all but the last two. `engine: CAFFE` keeps a layer on im2col/im2row + GEMM.
 """
+import math
+
 import numpy as np
 
 from layerforge.blob import Blob
@@ -127,7 +129,7 @@ class _ConvolutionBase(Layer):
         if len(shape) != self.axis + 3 or shape[self.axis] != self.channels:
             raise self.error(f"bottom shape {shape} does not match the setup shape (channel axis "
                              f"{self.axis} with {self.channels} channels, 2 spatial axes)")
-        self.num = int(np.prod(shape[:self.axis], dtype=np.int64))
+        self.num = math.prod(shape[:self.axis])
         in_h, in_w = shape[self.axis + 1:]
         out_h, out_w = self._output_size(in_h, in_w)
         if out_h <= 0 or out_w <= 0:

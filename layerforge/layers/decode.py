@@ -3,6 +3,7 @@ import numpy as np
 
 from layerforge.blob import Blob
 from layerforge.kernels import distance
+from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -39,7 +40,7 @@ class _ClassCentroids(Layer):
 
     def _learnable_labels(self, labels):
         """Labels with ignored ones set to -1; other negative labels are an error."""
-        ignored = np.isin(labels, self.ignore)
+        ignored = np.isin(labels, self.ignore) if self.ignore.size else np.zeros(labels.shape, bool)
         if np.any(labels[~ignored] < 0):
             raise self.error(f"label {labels[~ignored].min()} is negative and not in decode_param.ignore_label")
         return np.where(ignored, -1, labels)
@@ -152,7 +153,7 @@ class DecodeLayer(_ClassCentroids):
         if self.knn:
             distance.knn_distances(x, self.blobs[4].data, counts, p.k, FLT_MAX, top[0].data)
         else:
-            distance.sq_distances(x, self.blobs[0].data, top[0].data)
+            call(distance.sq_distances, top[0].count * self.dim, x, self.blobs[0].data, top[0].data)
         self._mask_unknown(top[0].data)
         if len(top) > 1:
             top[1].reshape((num_classes, self.dim))
@@ -263,7 +264,7 @@ class AccuracyEncodingLayer(_ClassCentroids):
         labels = self._labels(bottom)
         keep = ~np.isin(labels, self.ignore)
         dist = np.empty((n, self.blobs[0].shape[0]), x.dtype)
-        distance.sq_distances(x, self.blobs[0].data, dist)
+        call(distance.sq_distances, dist.size * self.dim, x, self.blobs[0].data, dist)
         self._mask_unknown(dist)
         if dist.shape[1] and keep.any():
             correct = (dist.argmin(axis=1) == labels) & (dist.min(axis=1) < FLT_MAX)
