@@ -1,8 +1,9 @@
 """Pooling: MAX (with an optional argmax top) and AVE over 2-D planes, as in Caffe."""
 import numpy as np
 
-from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_2x2_backward,
-                                        max_pool_2x2_forward, max_pool_backward, max_pool_forward)
+from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_2x2_forward,
+                                        max_pool_backward, max_pool_forward)
+from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -104,23 +105,22 @@ class Pooling(Layer):
 
     def forward(self, bottom, top):
         geometry = self.kernel + self.stride + self.pad
+        planes, planes_top, work = self._planes(bottom[0].data), self._planes(top[0].data), bottom[0].count
         if self.param.pooling_param.pool == _POOL.MAX:
             if self.tiles_2x2:
-                max_pool_2x2_forward(self._planes(bottom[0].data), self._planes(top[0].data), self.argmax)
+                call(max_pool_2x2_forward, work, planes, planes_top, self.argmax)
             else:
-                max_pool_forward(self._planes(bottom[0].data), *geometry, self._planes(top[0].data),
-                                 self.argmax)
+                call(max_pool_forward, work, planes, *geometry, planes_top, self.argmax)
             if len(top) > 1:
                 top[1].data[...] = self.argmax.reshape(top[1].shape)
         else:
-            ave_pool_forward(self._planes(bottom[0].data), *geometry, self._planes(top[0].data))
+            call(ave_pool_forward, work, planes, *geometry, planes_top)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
+        top_diff, bottom_diff, work = self._planes(top[0].diff), self._planes(bottom[0].diff), bottom[0].count
         if self.param.pooling_param.pool == _POOL.MAX:
-            backward = max_pool_2x2_backward if self.tiles_2x2 else max_pool_backward
-            backward(self._planes(top[0].diff), self.argmax, self._planes(bottom[0].diff))
+            call(max_pool_backward, work, top_diff, self.argmax, bottom_diff)
         else:
-            ave_pool_backward(self._planes(top[0].diff), *self.kernel, *self.stride, *self.pad,
-                              self._planes(bottom[0].diff))
+            call(ave_pool_backward, work, top_diff, *self.kernel, *self.stride, *self.pad, bottom_diff)

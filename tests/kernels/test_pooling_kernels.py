@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_2x2_backward,
-                                        max_pool_2x2_forward, max_pool_backward, max_pool_forward)
+from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_2x2_forward,
+                                        max_pool_backward, max_pool_forward)
 
 
 def windows(pooled, kernel, stride, pad, size):
@@ -76,7 +76,7 @@ def test_pooling_kernels_match_numpy(planes, height, width, pooled, kernel, stri
 
 @pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
 @pytest.mark.parametrize("planes, height, width", [(3, 6, 8), (1, 2, 2), (5, 24, 24)])
-def test_max_pool_2x2_kernels_match_numpy(planes, height, width, jit):
+def test_max_pool_2x2_forward_matches_numpy(planes, height, width, jit):
     kernel_fn = (lambda f: f) if jit else (lambda f: f.py_func)
     rng = np.random.default_rng(1)
     bottom = rng.permutation(planes * height * width).reshape(planes, height, width) * 0.5
@@ -88,10 +88,3 @@ def test_max_pool_2x2_kernels_match_numpy(planes, height, width, jit):
     kernel_fn(max_pool_2x2_forward)(bottom, top, argmax)
     np.testing.assert_array_equal(top, expected_max)
     np.testing.assert_array_equal(argmax, expected_argmax)
-    top_diff = rng.standard_normal((planes,) + pooled)
-    bottom_diff = np.full(bottom.shape, np.nan)
-    kernel_fn(max_pool_2x2_backward)(top_diff, argmax, bottom_diff)
-    expected_diff = np.zeros(bottom.shape)
-    for i in range(planes):
-        np.add.at(expected_diff[i].reshape(-1), expected_argmax[i].reshape(-1), top_diff[i].reshape(-1))
-    np.testing.assert_array_equal(bottom_diff, expected_diff)
