@@ -63,6 +63,35 @@ def _row_dots(diff, src, size, out):
             out[j] += total
 
 
+_BLOCK = 4   # outputs per weight-gradient task
+
+
+@njit(cache=True, fastmath=True)
+def _row_dots_block(diff, src, size, out):
+    """_row_dots for 5 taps and the _BLOCK = 4 diff rows diff[0..3] at once: out[b, j] +=
+    sum over f < size of diff[b, f] * src[f + j]. The four share each load of src, and the 20
+    sums stay in registers (1.5x faster than four _row_dots)."""
+    d0, d1, d2, d3 = diff[0], diff[1], diff[2], diff[3]
+    a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = d0.dtype.type(0)
+    c0 = c1 = c2 = c3 = c4 = e0 = e1 = e2 = e3 = e4 = d0.dtype.type(0)
+    for f in range(uint64(size)):
+        s0, s1, s2, s3, s4 = src[f], src[f + 1], src[f + 2], src[f + 3], src[f + 4]
+        x = d0[f]
+        a0, a1, a2, a3, a4 = a0 + x * s0, a1 + x * s1, a2 + x * s2, a3 + x * s3, a4 + x * s4
+        x = d1[f]
+        b0, b1, b2, b3, b4 = b0 + x * s0, b1 + x * s1, b2 + x * s2, b3 + x * s3, b4 + x * s4
+        x = d2[f]
+        c0, c1, c2, c3, c4 = c0 + x * s0, c1 + x * s1, c2 + x * s2, c3 + x * s3, c4 + x * s4
+        x = d3[f]
+        e0, e1, e2, e3, e4 = e0 + x * s0, e1 + x * s1, e2 + x * s2, e3 + x * s3, e4 + x * s4
+    for j, (a, b, c, e) in enumerate(((a0, b0, c0, e0), (a1, b1, c1, e1), (a2, b2, c2, e2),
+                                      (a3, b3, c3, e3), (a4, b4, c4, e4))):
+        out[0, j] += a
+        out[1, j] += b
+        out[2, j] += c
+        out[3, j] += e
+
+
 @njit(cache=True)
 def _copy_rows(src, src_row, dst, dst_row, rows, cols):
     """dst[r * dst_row + x] = src[r * src_row + x] for r < rows, x < cols (full width <-> cropped)."""
@@ -104,29 +133,39 @@ def direct_conv(images, weight, bias, top):
 def direct_conv_weight_grad(images, top_diff, partial, bias_partial):
     """partial[chunk, k, c, i, j] = sum over the chunk's images n of top_diff[n, k] . images[n, c, i:, j:],
     and bias_partial[chunk, k] = the sum of those top_diff[n, k]; the caller adds the sums over
-    chunks to the gradients (one chunk per task: no races)."""
+    chunks to the gradients (one chunk per task: no races). A task takes _BLOCK outputs k, whose
+    row dots share their loads of the image rows (_row_dots_block)."""
     num, channels, height, width = images.shape
     chunks, num_output, _, kernel_h, kernel_w = partial.shape
     out_h, out_w = top_diff.shape[2:]
     span = (out_h - 1) * width + out_w
     src = images.reshape(-1)
-    for task in prange(chunks * num_output):
-        chunk = task // num_output
-        k = task % num_output
-        diff = np.zeros(span, top_diff.dtype)
-        sums = np.zeros((channels, kernel_h, kernel_w))
-        bias_sum = 0.0
+    blocks = (num_output + _BLOCK - 1) // _BLOCK
+    for task in prange(chunks * blocks):
+        chunk = task // blocks
+        k0 = task % blocks * _BLOCK
+        size = min(num_output, k0 + _BLOCK) - k0
+        diff = np.zeros((_BLOCK, span), top_diff.dtype)
+        sums = np.zeros((channels, kernel_h, _BLOCK, kernel_w))
+        bias_sums = np.zeros(_BLOCK)
         for n in range(chunk * num // chunks, (chunk + 1) * num // chunks):
-            _copy_rows(top_diff[n, k].reshape(-1), out_w, diff, width, out_h, out_w)
-            bias_sum += _row_sum(diff)
+            for b in range(size):
+                _copy_rows(top_diff[n, k0 + b].reshape(-1), out_w, diff[b], width, out_h, out_w)
+                bias_sums[b] += _row_sum(diff[b])
             for c in range(channels):
                 for i in range(kernel_h):
-                    _row_dots(diff, src[((n * channels + c) * height + i) * width:], span, sums[c, i])
-        bias_partial[chunk, k] = bias_sum
-        for c in range(channels):
-            for i in range(kernel_h):
-                for j in range(kernel_w):
-                    partial[chunk, k, c, i, j] = sums[c, i, j]
+                    row = src[((n * channels + c) * height + i) * width:]
+                    if size == _BLOCK and kernel_w == 5:
+                        _row_dots_block(diff, row, span, sums[c, i])
+                    else:
+                        for b in range(size):
+                            _row_dots(diff[b], row, span, sums[c, i, b])
+        for b in range(size):
+            bias_partial[chunk, k0 + b] = bias_sums[b]
+            for c in range(channels):
+                for i in range(kernel_h):
+                    for j in range(kernel_w):
+                        partial[chunk, k0 + b, c, i, j] = sums[c, i, b, j]
 
 
 @njit(cache=True, parallel=True)

@@ -4,8 +4,10 @@ import pytest
 
 from layerforge.kernels.direct_conv import direct_conv, direct_conv_data_grad, direct_conv_weight_grad
 
-# N, C, H, W (already padded), K, kernel_h, kernel_w: 5- and 3-tap rows have their own loops
-SHAPES = [(3, 1, 10, 9, 4, 5, 5), (2, 2, 7, 8, 3, 3, 3), (2, 3, 6, 7, 2, 2, 4), (5, 1, 5, 5, 1, 5, 5)]
+# N, C, H, W (already padded), K, kernel_h, kernel_w: 5- and 3-tap rows have their own loops, and
+# the weight gradient takes blocks of 4 outputs (K = 6: one block and two left over)
+SHAPES = [(3, 1, 10, 9, 4, 5, 5), (2, 2, 7, 8, 3, 3, 3), (2, 3, 6, 7, 2, 2, 4), (5, 1, 5, 5, 1, 5, 5),
+          (2, 2, 8, 9, 6, 5, 5)]
 
 
 def shifted(images, i, j, out_h, out_w):
