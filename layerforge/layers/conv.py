@@ -1,7 +1,7 @@
 """Convolution and Deconvolution (transposed convolution) over 2-D images, as in Caffe.
 
 Both run on im2col + one BLAS GEMM per group over the whole batch (see kernels/im2col.py),
-split across two threads by kernels/blas.py; the column matrix of the forward pass is kept
+split across Numba's threads by kernels/blas.py; the column matrix of the forward pass is kept
 for the weight gradient. Convolution picks a faster algorithm where one applies
 (`Convolution.algorithm`):
 - "direct" (kernels/direct_conv.py): stride 1, one group, fewer than 4 input channels,
@@ -153,7 +153,6 @@ class _ConvolutionBase(Layer):
         kernel_size = self.conv_in * self.kernel[0] * self.kernel[1]
         weight_grad = (self.conv_out // self.group, kernel_size // self.group)   # one group's
         self.weight_grad = self._buffer("weight_grad", weight_grad, dtype)
-        self.partial = self._buffer("partial", blas.partial_shape(weight_grad), dtype)
 
     def _bias(self):
         """The bias added by rows_to_batch in Convolution.forward (zeros without bias_term)."""
@@ -172,7 +171,7 @@ class _ConvolutionBase(Layer):
         diff = weight.diff.reshape(self.conv_out, -1)
         m = self.conv_out // self.group
         for g, (_, col_g, rows_g) in enumerate(self._grouped(weight.data, col, rows)):
-            blas.matmul_add(rows_g, col_g.T, diff[g * m:(g + 1) * m], self.partial)
+            blas.matmul_add(rows_g, col_g.T, diff[g * m:(g + 1) * m])
 
     def _conv_rows(self, col, rows):
         """rows = weight @ col, group by group (the forward convolution GEMM)."""
@@ -348,8 +347,7 @@ class Convolution(_ConvolutionBase):
                 col2im(self.col_diff, *self._geometry(), self._image_view(bottom[0].diff))
             return
         weight_last = self.weight_last.reshape(self.num_output, -1)
-        self.weight_grad[...] = 0
-        blas.matmul_add(self.rows, self.col, self.weight_grad, self.partial)
+        blas.matmul(self.rows, self.col, self.weight_grad)
         self.blobs[0].diff += self.weight_grad.reshape(self.weight_last.shape).transpose(0, 3, 1, 2)
         if propagate_down[0]:
             blas.matmul(self.rows.T, weight_last, self.col_diff)

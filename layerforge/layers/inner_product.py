@@ -1,6 +1,4 @@
 """InnerProduct (fully connected) layer: top = bottom · Wᵀ + b through BLAS (kernels/blas.py)."""
-import numpy as np
-
 from layerforge.blob import Blob
 from layerforge.fillers import fill
 from layerforge.kernels import blas
@@ -38,7 +36,6 @@ class InnerProductLayer(Layer):
         if self.bias_term:
             self.blobs.append(Blob((self.num_output,), dtype))
             fill(self.blobs[1], param.bias_filler, self.rng)
-        self._weight_grad = None
 
     def reshape(self, bottom, top):
         features = bottom[0].count_range(self.axis)
@@ -63,14 +60,10 @@ class InnerProductLayer(Layer):
         x = bottom[0].data.reshape(self._rows, -1)
         dy = top[0].diff.reshape(self._rows, self.num_output)
         weight = self.blobs[0]
-        # The weight gradient goes through a reused buffer: BLAS cannot add into its output.
-        if self._weight_grad is None or self._weight_grad.shape != weight.shape:
-            self._weight_grad = np.empty_like(weight.diff)
         if self.transpose:
-            blas.matmul(x.T, dy, self._weight_grad)
+            blas.matmul_add(x.T, dy, weight.diff)
         else:
-            blas.matmul(dy.T, x, self._weight_grad)
-        weight.diff += self._weight_grad
+            blas.matmul_add(dy.T, x, weight.diff)
         if self.bias_term:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:

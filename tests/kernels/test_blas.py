@@ -1,4 +1,5 @@
-"""Split matrix products (kernels/blas.py) against numpy's, split or not, in any thread."""
+"""Matrix products (kernels/blas.py) against numpy's: on Numba's threads or through numpy, split or
+not, from any thread, in a forked child."""
 import threading
 
 import numpy as np
@@ -27,8 +28,11 @@ def test_matmul_add_accumulates(m, k, n):
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     out = rng.standard_normal((m, n))
     expected = out + a @ b
-    blas.matmul_add(a, b, out, np.empty(blas.partial_shape(out.shape)))
+    blas.matmul_add(a, b, out)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    out_t = np.ascontiguousarray(expected.T)   # adding into a transposed view
+    blas.matmul_add(a, b, out_t.T)
+    np.testing.assert_allclose(out_t.T, expected + a @ b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("stack, m, k, n", [(1, 2, 3, 4), (64, 512, 20, 50), (3, 40, 7, 9)])
@@ -41,6 +45,9 @@ def test_matmul_stack_matches_numpy_with_transposed_operands(stack, m, k, n):
     out = np.full((stack, m, n), np.nan)
     blas.matmul_stack(a_t.transpose(0, 2, 1), b_t.transpose(0, 2, 1), out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    out_t = np.full((stack, n, m), np.nan)      # into a transposed view
+    blas.matmul_stack(a, b, out_t.transpose(0, 2, 1))
+    np.testing.assert_allclose(out_t.transpose(0, 2, 1), a @ b, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="matmul_stack"):
         blas.matmul_stack(a, b, np.empty((stack, n, m)))
 
@@ -63,38 +70,59 @@ def test_bad_shapes_and_chunk_errors_reach_the_caller():
     with pytest.raises(ValueError, match="do not give out"):
         blas.matmul(a, b, np.empty((400, 499)))
     with pytest.raises(ValueError, match="do not give out"):
-        blas.matmul_add(a, b, np.empty((400, 499)), np.empty(blas.partial_shape((400, 499))))
-    with pytest.raises(TypeError):   # raised inside the chunks (float results into int32)
+        blas.matmul_add(a, b, np.empty((400, 499)))
+    with pytest.raises(TypeError):   # numpy's (float results into int32)
         blas.matmul(a, b, np.empty((400, 500), np.int32))
     np.testing.assert_allclose(blas.matmul(a, b, np.empty((400, 500))), a @ b)   # still usable
 
 
 PROBE = """
-import os
 import numpy
 import layerforge
+from layerforge.kernels import blas
 from threadpoolctl import threadpool_info
-print(os.environ["OMP_WAIT_POLICY"], [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+print([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
 """
 
 
-@pytest.mark.parametrize("env, expected", [({}, "PASSIVE [1]"), ({"OPENBLAS_NUM_THREADS": "2",
-                                                                  "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE [2]")])
-def test_import_sets_threading_unless_the_user_did(env, expected):
+@pytest.mark.parametrize("env, expected", [({}, "[1]"), ({"OPENBLAS_NUM_THREADS": "2"}, "[2]")])
+def test_import_sets_one_blas_thread_unless_the_user_did(env, expected):
     """numpy imported first (its OpenBLAS already loaded) and still one BLAS thread after `import layerforge`."""
     import os
     import subprocess
     import sys
-    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if not blas._numba_blas:
+        pytest.skip("numpy's BLAS is not a 64-bit-integer OpenBLAS: products stay on numpy and its threads")
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == expected
 
 
+@pytest.mark.parametrize("numba_blas", [True, False], ids=["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_paths_and_awkward_operands(numba_blas, dtype, monkeypatch):
+    """Views with no unit stride, empty operands and mixed dtypes go to numpy; the rest to Numba's BLAS."""
+    if numba_blas and not blas._numba_blas:
+        pytest.skip("numpy's BLAS is not a 64-bit-integer OpenBLAS")
+    monkeypatch.setattr(blas, "_numba_blas", numba_blas)
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((300, 400)).astype(dtype), rng.standard_normal((200, 500)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    strided = a[:, ::2]                                        # (300, 200), no unit stride
+    np.testing.assert_allclose(blas.matmul(strided, b, np.empty((300, 500), dtype)), strided @ b, **tol)
+    np.testing.assert_allclose(blas.matmul(a[:, :200], b, np.empty((300, 500), dtype)), a[:, :200] @ b, **tol)
+    np.testing.assert_allclose(blas.matmul(a[:0, :200], b, np.empty((0, 500), dtype)), np.empty((0, 500)))
+    np.testing.assert_array_equal(blas.matmul(a[:, :0], b[:0], np.ones((300, 500), dtype)), 0)
+    mixed = b.astype(np.float64 if dtype == np.float32 else np.float32)
+    np.testing.assert_allclose(blas.matmul(a[:, :200], mixed, np.empty((300, 500))), a[:, :200] @ mixed,
+                               rtol=1e-4, atol=1e-3)
+
+
 def test_split_products_work_in_a_forked_child():
     import multiprocessing
     a, b = np.ones((400, 300)), np.ones((300, 500))
-    blas.matmul(a, b, np.empty((400, 500)))          # the helper thread exists in the parent
+    blas.matmul(a, b, np.empty((400, 500)))          # Numba's threads ran in the parent
     with multiprocessing.get_context("fork").Pool(1) as pool:
         total = pool.apply(_product_sum, (a, b))
     assert total == 400 * 500 * 300
