@@ -1,15 +1,15 @@
 """Run a parallel kernel on the calling thread alone when its work is too small for threads.
 
-Numba's OpenMP workers sleep between kernels (OMP_WAIT_POLICY=PASSIVE, see __init__.py),
-and waking one costs 40-100 us (measured here), while a ReLU over 64 000 floats takes 5 us
-on one thread. `call` lowers Numba's thread count for one call: the setting belongs to the
-calling thread, and the compiled (cached) kernel is the same.
+A parallel Numba kernel costs a few microseconds more than a serial loop while Numba's
+workers are awake (they spin for a moment after each parallel loop), and 40-100 us when
+they have gone to sleep (measured here). `call` lowers Numba's thread count for one call:
+the setting belongs to the calling thread, and the compiled (cached) kernel is the same.
 """
 import numba
 
-# Elements visited. Measured ReLU forward, 1 thread vs 2: 1e6 floats 0.09 vs 0.13 ms,
-# 6e6 floats 1.46 vs 0.60 ms.
-PARALLEL_MIN_WORK = 1_000_000
+# Elements visited. Measured ReLU forward with the workers awake, 2 threads vs 1: 64k floats
+# 2.5 vs 2.1 us, 400k floats 8.8 vs 16.5 us, 1e6 floats 47 vs 90 us.
+PARALLEL_MIN_WORK = 100_000
 
 
 def call(kernel, work, *args):
