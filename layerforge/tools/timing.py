@@ -8,6 +8,7 @@ class TimingReport:
     """Mean milliseconds per iteration: per layer (name, type, forward, backward) and in total."""
     iterations: int
     layers: list = field(default_factory=list)      # (name, type, forward_ms, backward_ms)
+    # type is e.g. "Convolution (winograd)" for a layer that chose an algorithm
     forward_ms: float = 0.0
     backward_ms: float = 0.0
 
@@ -56,7 +57,9 @@ def time_net(net, iterations=50, warmup=1):
     scale = 1000.0 / max(iterations, 1)
     report = TimingReport(iterations)
     for entry, fwd, bwd in zip(net.entries, forward, backward):
-        report.layers.append((entry.param.name, entry.param.type, fwd * scale, bwd * scale))
+        algorithm = getattr(entry.layer, "algorithm", None)
+        kind = f"{entry.param.type} ({algorithm})" if algorithm else entry.param.type
+        report.layers.append((entry.param.name, kind, fwd * scale, bwd * scale))
     report.forward_ms = sum(forward) * scale
     report.backward_ms = sum(backward) * scale
     return report

@@ -68,6 +68,23 @@ def test_time_net_sums_layers_into_totals(tmp_path):
     assert net.params["ip1"][0].diff.any()                                # backward did run
 
 
+CONVS = """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 1 dim: 10 dim: 10 } } }
+layer { name: "few" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "many" type: "Convolution" bottom: "y" top: "z" convolution_param { num_output: 2 kernel_size: 3 } }
+layer { name: "caffe" type: "Convolution" bottom: "z" top: "w"
+        convolution_param { num_output: 2 kernel_size: 3 engine: CAFFE } }
+"""
+
+
+def test_time_names_each_convolution_algorithm(tmp_path, capsys):
+    (tmp_path / "convs.prototxt").write_text(CONVS)
+    assert main(["time", "--model", str(tmp_path / "convs.prototxt"), "--iterations", "1"]) == 0
+    out = capsys.readouterr().out
+    for name, kind in [("few", "direct"), ("many", "winograd"), ("caffe", "im2col")]:
+        assert re.search(rf"^{name}\s+Convolution \({kind}\)\s+\d+\.\d{{3}}", out, re.M), out
+
+
 TWINS = """
 name: "twins"
 layer { name: "in" type: "Input" top: "a" top: "b" input_param { shape { dim: 2 dim: 3 } } }
