@@ -48,7 +48,6 @@ def _register_numpy_openblas():
         for prefix, suffix in (("scipy_", "64_"), ("", "64_")):
             names = [f"{prefix}cblas_{kind}gemm{suffix}" for kind in "sd"]
             if all(hasattr(library, name) for name in names):
-                llvm.load_library_permanently(info["filepath"])
                 for ours, name in zip(("layerforge_sgemm", "layerforge_dgemm"), names):
                     llvm.add_symbol(ours, ctypes.cast(getattr(library, name), ctypes.c_void_p).value)
                 return True
