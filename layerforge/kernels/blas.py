@@ -5,7 +5,7 @@ threads lets that pool stay awake between them: the products are called from Num
 `prange` loops, one BLAS call per chunk, into numpy's own OpenBLAS (set to one thread).
 Its `cblas_?gemm` entry points are found through threadpoolctl and registered with LLVM
 under fixed names, so the compiled kernels are cached like any other. Measured on the
-Siamese step: 20 % faster than products split over a separate helper thread, which made
+Siamese step: 11-20 % faster than products split over a separate helper thread, which made
 Numba's workers sleep (and their vCPU idle) around every product.
 
 Where that is not possible - numpy linked against another BLAS or an OpenBLAS with 32-bit
@@ -58,6 +58,7 @@ _numba_blas = _register_numpy_openblas()
 
 
 def _after_fork():
+    """GNU OpenMP aborts in a forked child of a process that used it: products go to numpy."""
     global _numba_blas
     _numba_blas = False
 
