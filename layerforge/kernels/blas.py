@@ -121,7 +121,7 @@ def _blas_ready(*arrays):
 
 def _row_major(a, b, out):
     """The same product with `out` row-major: out^T = b^T a^T when `out` is a transposed view."""
-    if out.ndim >= 2 and out.strides[-1] != out.itemsize and out.strides[-2] == out.itemsize:
+    if out.strides[-1] != out.itemsize and out.strides[-2] == out.itemsize:
         return b.swapaxes(-1, -2), a.swapaxes(-1, -2), out.swapaxes(-1, -2)
     return a, b, out
 

@@ -10,8 +10,9 @@ weight gradient sums V^T dM and the data gradient is B (dM U^T) BT, added back t
 Images are NCHW blobs seen as planes (N*C, H, W). A parallel task takes one tile position
 and a chunk of 256 planes, gathers that tile of each plane into a local (n, n, 256) array
 and transforms all 256 at once, so every loop of a transform runs over 256 contiguous
-values whatever the image size (2x faster than chunks of 64 on the Siamese conv2). The transformed arrays are (n*n, tiles_h*tiles_w, N*C): one
-(tiles * N, C) matrix per tile position, ready for the products. Tiles reaching beyond
+values whatever the image size (2x faster than chunks of 64 on the Siamese conv2). The
+transformed arrays are (n*n, tiles_h*tiles_w, N*C): one (tiles * N, C) matrix per tile
+position, ready for the products. Tiles reaching beyond
 the (padded) image read zeros; output tiles reaching beyond the output are cropped.
 """
 from fractions import Fraction
@@ -156,17 +157,28 @@ def _put_planes(tile, planes, lo, y0, x0, add):
                     dst[at + q * plane] = src[local + q]
 
 
+@njit(cache=True)
+def _chunk_count(length):
+    """Tasks per tile position: chunks of _CHUNK planes out of `length`."""
+    return (length + _CHUNK - 1) // _CHUNK
+
+
+@njit(cache=True)
+def _task_span(task, chunks, length):
+    """Task `task` of spatial * chunks: its tile position and its planes lo:lo + size."""
+    lo = task % chunks * _CHUNK
+    return task // chunks, lo, min(length, lo + _CHUNK) - lo
+
+
 @njit(cache=True, parallel=True)
 def input_tiles(planes, pad_h, pad_w, bt, m, tiles_w, tiles):
     """tiles[i*n + j, ty*tiles_w + tx, l] = (BT d B)[i, j] for the n x n tile d of plane l
     (N*C, H, W) at (ty*m - pad_h, tx*m - pad_w)."""
     n = bt.shape[0]
     length, spatial = planes.shape[0], tiles.shape[1]
-    chunks = (length + _CHUNK - 1) // _CHUNK
+    chunks = _chunk_count(length)
     for task in prange(spatial * chunks):
-        tile = task // chunks
-        lo = task % chunks * _CHUNK
-        size = min(length, lo + _CHUNK) - lo
+        tile, lo, size = _task_span(task, chunks, length)
         patch = np.empty((n, n, size), tiles.dtype)
         half = np.empty((n, n, size), tiles.dtype)
         out = np.empty((n, n, size), tiles.dtype)
@@ -181,11 +193,9 @@ def output_tiles(products, at, tiles_w, bias, top):
     M = products[:, tile, l], over planes `top` (N*K, out_h, out_w); K = len(bias)."""
     m, n = at.shape
     length, spatial = top.shape[0], products.shape[1]
-    chunks = (length + _CHUNK - 1) // _CHUNK
+    chunks = _chunk_count(length)
     for task in prange(spatial * chunks):
-        tile = task // chunks
-        lo = task % chunks * _CHUNK
-        size = min(length, lo + _CHUNK) - lo
+        tile, lo, size = _task_span(task, chunks, length)
         patch = np.empty((n, n, size), top.dtype)
         half = np.empty((m, n, size), top.dtype)
         out = np.empty((m, m, size), top.dtype)
@@ -203,12 +213,10 @@ def output_grad_tiles(top_diff, at, tiles_w, grad, sums):
     dY, from which the caller gets the bias gradient."""
     m, n = at.shape
     length, spatial = top_diff.shape[0], grad.shape[1]
-    chunks = (length + _CHUNK - 1) // _CHUNK
+    chunks = _chunk_count(length)
     a = at.T.copy()
     for task in prange(spatial * chunks):
-        tile = task // chunks
-        lo = task % chunks * _CHUNK
-        size = min(length, lo + _CHUNK) - lo
+        tile, lo, size = _task_span(task, chunks, length)
         patch = np.empty((m, m, size), grad.dtype)
         half = np.empty((n, m, size), grad.dtype)
         out = np.empty((n, n, size), grad.dtype)
@@ -228,11 +236,10 @@ def input_grad_tiles(tiles, bt, pad_h, pad_w, m, tiles_w, planes_diff):
     its tile's position (inside the planes): the adjoint of input_tiles."""
     n = bt.shape[0]
     length, spatial = planes_diff.shape[0], tiles.shape[1]
-    chunks = (length + _CHUNK - 1) // _CHUNK
+    chunks = _chunk_count(length)
     b = bt.T.copy()
     for task in prange(chunks):     # every tile of one chunk of planes: overlapping tiles, no races
-        lo = task * _CHUNK
-        size = min(length, lo + _CHUNK) - lo
+        _, lo, size = _task_span(task, chunks, length)
         planes_diff[lo:lo + size] = 0
         patch = np.empty((n, n, size), tiles.dtype)
         half = np.empty((n, n, size), tiles.dtype)
