@@ -38,9 +38,13 @@ class _ClassCentroids(Layer):
             return None
         return bottom[1].data.reshape(bottom[1].shape[0], -1)[:, 0].astype(np.int64)
 
+    def _ignored(self, labels):
+        """Which labels are ignore labels (np.isin is slow, and most nets have none)."""
+        return np.isin(labels, self.ignore) if self.ignore.size else np.zeros(labels.shape, bool)
+
     def _learnable_labels(self, labels):
         """Labels with ignored ones set to -1; other negative labels are an error."""
-        ignored = np.isin(labels, self.ignore) if self.ignore.size else np.zeros(labels.shape, bool)
+        ignored = self._ignored(labels)
         if np.any(labels[~ignored] < 0):
             raise self.error(f"label {labels[~ignored].min()} is negative and not in decode_param.ignore_label")
         return np.where(ignored, -1, labels)
@@ -262,7 +266,7 @@ class AccuracyEncodingLayer(_ClassCentroids):
         n = bottom[0].shape[0]
         x = bottom[0].data.reshape(n, self.dim)
         labels = self._labels(bottom)
-        keep = ~np.isin(labels, self.ignore)
+        keep = ~self._ignored(labels)
         dist = np.empty((n, self.blobs[0].shape[0]), x.dtype)
         call(distance.sq_distances, dist.size * self.dim, x, self.blobs[0].data, dist)
         self._mask_unknown(dist)
