@@ -57,6 +57,13 @@ class Layer:
             if high is not None and n > high:
                 raise self.error(f"takes at most {high} {what} blob(s), got {n}")
 
+    def set_up(self, bottom, top):
+        """Check the blob counts, then `setup` and `reshape`: how the net (and every test)
+        brings a layer up, Caffe's Layer::SetUp."""
+        self.check_blob_counts(bottom, top)
+        self.setup(bottom, top)
+        self.reshape(bottom, top)
+
     def setup(self, bottom, top):
         """Read the layer's parameters and create `self.blobs`; called once."""
 
@@ -69,3 +76,30 @@ class Layer:
 
     def backward(self, top, propagate_down, bottom):
         raise NotImplementedError(f"{self.type_name} has no backward")
+
+    # Optional hooks, with the defaults most layers want.
+
+    def get_state(self):
+        """JSON-serialisable state beyond `self.blobs` (e.g. a data reader's position) that a
+        solver snapshot must keep so a resumed run repeats the uninterrupted one; None if none."""
+        return None
+
+    def set_state(self, state):
+        """Restore what `get_state` returned."""
+
+    def load_blobs(self, arrays):
+        """Take the arrays a weights file holds for this layer; the default copies them into
+        `self.blobs` (same count; same shape, or the same values under Caffe's legacy 4-D shape)."""
+        if len(arrays) != len(self.blobs):
+            raise LayerError(f"layer '{self.name}' has {len(arrays)} blobs in the weights file "
+                             f"but {len(self.blobs)} in the net")
+        for i, (array, blob) in enumerate(zip(arrays, self.blobs)):
+            if array.shape != blob.shape:
+                if array.size != blob.count or array.squeeze().shape != blob.data.squeeze().shape:
+                    raise LayerError(f"layer '{self.name}' blob {i} has shape {array.shape} in the "
+                                     f"weights file but {blob.shape} in the net")
+                array = array.reshape(blob.shape)
+            blob.data[...] = array
+
+    def close(self):
+        """Release threads, files or readers the layer holds."""

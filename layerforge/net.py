@@ -261,9 +261,7 @@ class Net:
                 raise NetError(f"{self._where(layer_param)}: this layer type cannot run in place; "
                                f"give its top a new name")
             try:
-                layer.check_blob_counts(bottom, top)
-                layer.setup(bottom, top)
-                layer.reshape(bottom, top)
+                layer.set_up(bottom, top)
             except (ValueError, TypeError) as err:
                 raise NetError(f"{self.source}: {err}") from err
             entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, list(layer_param.top))
@@ -549,17 +547,7 @@ class Net:
                 continue
             arrays = [io.blobproto_to_array(b, f"{where}: layer '{layer_param.name}' blob {i}")
                       for i, b in enumerate(layer_param.blobs)]
-            if hasattr(layer, "load_blobs"):
+            try:
                 layer.load_blobs(arrays)
-                continue
-            if len(arrays) != len(layer.blobs):
-                raise NetError(f"{where}: layer '{layer_param.name}' has {len(arrays)} blobs in the "
-                               f"weights file but {len(layer.blobs)} in the net")
-            for i, (array, blob) in enumerate(zip(arrays, layer.blobs)):
-                if array.shape != blob.shape:
-                    if array.size == blob.count and array.squeeze().shape == blob.data.squeeze().shape:
-                        array = array.reshape(blob.shape)   # legacy 4-D shapes of Caffe blobs
-                    else:
-                        raise NetError(f"{where}: layer '{layer_param.name}' blob {i} has shape "
-                                       f"{array.shape} in the weights file but {blob.shape} in the net")
-                blob.data[...] = array
+            except ValueError as err:
+                raise NetError(f"{where}: {err}") from err

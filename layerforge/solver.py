@@ -582,8 +582,8 @@ class Solver:
             for entry in net.entries:
                 layer = entry.layer
                 layers[entry.param.name] = {"rng": layer.rng.bit_generator.state}
-                if hasattr(layer, "get_state"):
-                    layers[entry.param.name]["data"] = layer.get_state()
+                if (state := layer.get_state()) is not None:
+                    layers[entry.param.name]["data"] = state
             nets.append(layers)
         return {"nets": nets}
 
@@ -648,7 +648,7 @@ class Solver:
                     if layer is None:
                         continue
                     layer.rng.bit_generator.state = saved["rng"]
-                    if "data" in saved and hasattr(layer, "set_state"):
+                    if "data" in saved:
                         layer.set_state(saved["data"])
         if state.monitor_state:
             monitor = json.loads(state.monitor_state)

@@ -3,7 +3,7 @@ import numpy as np
 
 from layerforge.blob import Blob
 from layerforge.registry import create_layer
-from tests.gradient_check import PHASES, layer_param, make_layer
+from layerforge.testing import PHASES, layer_param, make_layer
 
 SHAPES = [(1, 1), (2, 3, 4, 5), (7,), (3, 5, 1, 1), (1, 2, 3)]
 

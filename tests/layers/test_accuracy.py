@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from tests.gradient_check import forward, make_layer
+from layerforge.testing import forward, make_layer
 
 
 def accuracy_text(options="", per_class=False):

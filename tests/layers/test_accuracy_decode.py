@@ -4,7 +4,7 @@ import pytest
 
 from layerforge.layer import LayerError
 from layerforge.layers.decode import FLT_MAX
-from tests.gradient_check import forward, make_layer
+from layerforge.testing import forward, make_layer
 
 
 def accuracy_text(options=""):

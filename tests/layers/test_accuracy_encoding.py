@@ -4,7 +4,7 @@ import pytest
 
 from layerforge.blob import Blob
 from layerforge.layer import LayerError
-from tests.gradient_check import make_layer
+from layerforge.testing import make_layer
 from tests.kernels.test_distance_kernels import reference_accumulate, reference_sq_distances
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from tests.gradient_check import check_gradient, make_layer
+from layerforge.testing import check_gradient, make_layer
 
 
 def conv_text(options, bias_term=True, name="conv", layer_type="Convolution"):

@@ -8,7 +8,7 @@ import pytest
 from layerforge.data.prefetch import Prefetcher
 from layerforge.data.store import datums, write_lmdb
 from layerforge.layer import LayerError
-from tests.gradient_check import make_layer
+from layerforge.testing import make_layer
 
 NUM, SHAPE, CLASSES = 23, (1, 5, 4), 4
 

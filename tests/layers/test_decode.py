@@ -7,7 +7,7 @@ from layerforge.blob import Blob
 from layerforge.layer import LayerError
 from layerforge.layers.decode import FLT_MAX
 from layerforge.proto import layerforge_pb2 as pb
-from tests.gradient_check import make_layer
+from layerforge.testing import make_layer
 from tests.kernels.test_distance_kernels import reference_accumulate, reference_knn, reference_sq_distances
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from tests.gradient_check import make_layer
+from layerforge.testing import make_layer
 
 
 def dummy_text(options, tops=("data",)):

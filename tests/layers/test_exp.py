@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from tests.gradient_check import check_gradient, forward, make_layer
+from layerforge.testing import check_gradient, forward, make_layer
 from tests.layers.neuron_checks import SHAPES, check_in_place
 
 

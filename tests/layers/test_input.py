@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from tests.gradient_check import check_gradient, make_layer
+from layerforge.testing import check_gradient, make_layer
 
 
 def input_text(shapes, tops=("data",)):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.gradient_check import check_gradient, forward, make_layer
+from layerforge.testing import check_gradient, forward, make_layer
 from tests.layers.neuron_checks import SHAPES, check_in_place
 
 TEXT = 'name: "s" type: "Sigmoid" bottom: "x" top: "y"'

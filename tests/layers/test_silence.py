@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.gradient_check import check_gradient, make_layer
+from layerforge.testing import check_gradient, make_layer
 
 
 def silence_text(num_bottoms):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from tests.gradient_check import check_gradient, forward
+from layerforge.testing import check_gradient, forward
 
 
 def slice_text(num_tops, options=""):

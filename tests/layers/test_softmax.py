@@ -5,7 +5,7 @@ import pytest
 from layerforge.blob import Blob
 from layerforge.layer import LayerError
 from layerforge.registry import create_layer
-from tests.gradient_check import check_gradient, forward, layer_param
+from layerforge.testing import check_gradient, forward, layer_param
 
 
 def softmax_text(axis=None):

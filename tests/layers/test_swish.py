@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.gradient_check import check_gradient, forward
+from layerforge.testing import check_gradient, forward
 from tests.layers.neuron_checks import SHAPES, check_in_place
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.gradient_check import forward, make_layer
+from layerforge.testing import forward, make_layer
 
 
 @pytest.mark.parametrize("shape", [(1,), (2, 3, 4, 5), (7, 1)])

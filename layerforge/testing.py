@@ -1,4 +1,4 @@
-"""Shared layer-test helpers: build one layer from prototxt text, run it, check its gradients.
+"""Test kit for layer authors: build one layer from prototxt text, run it, check its gradients.
 
 The gradient check compares backward() with central differences in float64 for every
 bottom element and every parameter element (a seeded sample of at most `max_checks`
@@ -25,9 +25,7 @@ def make_layer(text, bottoms, phase="TRAIN", seed=0, dtype=np.float64, num_tops=
     layer = create_layer(param, PHASES[phase], np.random.default_rng(seed))
     bottom = [Blob.from_array(b, dtype) for b in bottoms]
     top = [Blob(dtype=dtype) for _ in range(num_tops if num_tops is not None else max(len(param.top), 1))]
-    layer.check_blob_counts(bottom, top)
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
+    layer.set_up(bottom, top)
     return layer, bottom, top
 
 
