@@ -69,19 +69,68 @@ def one_shot_accuracy(encode, images, labels, ways, trials, rng):
         raise OneShotError(f"class {classes[counts.argmin()]} has {counts.min()} image; one-shot trials "
                            f"need at least 2 images per class (a support and a query)")
     encodings = np.asarray(encode(images), np.float64)
-    encodings = encodings.reshape(len(encodings), -1)
     if len(encodings) != len(labels):
         raise OneShotError(f"the encoder returned {len(encodings)} encodings for {len(labels)} images")
     members = [np.flatnonzero(labels == c) for c in classes]
-    correct = 0
-    for _ in range(trials):
+    query = np.empty(trials, np.int64)
+    support = np.empty((trials, ways), np.int64)
+    for t in range(trials):
         chosen = rng.choice(len(classes), ways, replace=False)
-        query, first = rng.choice(members[chosen[0]], 2, replace=False)
-        support = [first] + [rng.choice(members[c]) for c in chosen[1:]]
-        distances = np.sum((encodings[support] - encodings[query]) ** 2, axis=1)
-        nearest = rng.choice(np.flatnonzero(distances == distances.min()))
-        correct += int(nearest == 0)
+        query[t], support[t, 0] = rng.choice(members[chosen[0]], 2, replace=False)
+        support[t, 1:] = [rng.choice(members[c]) for c in chosen[1:]]
+    return score_trials(euclidean_scores(encodings), query, support, rng)
+
+
+def euclidean_scores(encodings):
+    """score(query, support) for score_trials: minus the squared Euclidean distance between
+    rows of `encodings` (N×anything, flattened)."""
+    encodings = np.asarray(encodings, np.float64)
+    encodings = encodings.reshape(len(encodings), -1)
+
+    def score(query, support):
+        return -np.sum((encodings[support] - encodings[query][:, None]) ** 2, axis=2)
+    return score
+
+
+def score_trials(score, query, support, rng):
+    """OneShotResult of trials whose right answer is column 0 of `support` (T×N indices):
+    `score(query, support)` gives T×N similarities; the highest wins, ties broken with rng."""
+    scores = score(query, support)
+    correct = 0
+    for row in scores:
+        correct += int(rng.choice(np.flatnonzero(row == row.max())) == 0)
+    trials, ways = support.shape
     return OneShotResult(ways, trials, correct, *wilson_interval(correct, trials))
+
+
+def within_group_trials(labels, groups, drawers, ways, trials, rng):
+    """(query T, support T×N) image indices of N-way trials drawn within one group (Omniglot:
+    one alphabet), as in Lake's runs: a trial picks a group with at least N classes, N of its
+    classes and two drawers; the supports are the first drawer's images of the N classes, the
+    query the second drawer's image of the class in column 0."""
+    labels, groups, drawers = (np.asarray(a) for a in (labels, groups, drawers))
+    index = {(int(c), int(d)): i for i, (c, d) in enumerate(zip(labels, drawers))}
+    drawers_of = {}
+    for c, d in index:
+        drawers_of.setdefault(c, set()).add(d)
+    classes_of = {int(g): np.unique(labels[groups[labels] == g]) for g in np.unique(groups[labels])}
+    eligible = sorted(g for g, members in classes_of.items() if len(members) >= ways)
+    if ways < 2 or trials < 1:
+        raise OneShotError(f"need ways >= 2 and trials >= 1, got ways {ways}, trials {trials}")
+    if not eligible:
+        raise OneShotError(f"{ways}-way trials within a group need a group with {ways} classes; the "
+                           f"largest has {max(map(len, classes_of.values()))}")
+    query = np.empty(trials, np.int64)
+    support = np.empty((trials, ways), np.int64)
+    for t in range(trials):
+        chosen = rng.choice(classes_of[eligible[rng.integers(len(eligible))]], ways, replace=False)
+        common = set.intersection(*(drawers_of[int(c)] for c in chosen))
+        if len(common) < 2:
+            raise OneShotError(f"classes {', '.join(map(str, chosen))} share fewer than 2 drawers")
+        first, second = rng.choice(sorted(common), 2, replace=False)
+        support[t] = [index[(int(c), int(first))] for c in chosen]
+        query[t] = index[(int(chosen[0]), int(second))]
+    return query, support
 
 
 def net_encoder(net, blob="feat", input="data", transform=None, batch_size=256):
