@@ -76,3 +76,21 @@ def test_real_background_sets():
     assert counts == {"Balinese": 24, "Early_Aramaic": 22, "Greek": 24, "Korean": 40, "Latin": 26,
                       "Japanese_(katakana)": 47, "Sanskrit": 42, "Tagalog": 17}
     assert data.images.mean() < 40   # inverted: mostly background 0
+
+
+def test_data_omniglot_command(tmp_path, zips, capsys, monkeypatch):
+    from layerforge.cli import main
+    status = main(["data", "omniglot", "--out", str(tmp_path / "out"), "--from", str(zips),
+                   "--resize", "14x14", "--alphabets", "Korean,Tagalog"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "(16 images of 4 characters, 14x14, alphabets Korean, Tagalog)" in out
+    images, labels = read_lmdb(tmp_path / "out" / "omniglot_lmdb")
+    assert images.shape == (16, 1, 14, 14) and labels.max() == 3
+    assert (tmp_path / "out" / "labels.txt").read_text().splitlines()[2] == "2 Tagalog/character01"
+    monkeypatch.setenv("LAYERFORGE_OMNIGLOT", str(zips))
+    assert main(["data", "omniglot", "--out", str(tmp_path / "all")]) == 0
+    assert read_lmdb(tmp_path / "all" / "omniglot_lmdb")[0].shape == (28, 1, 105, 105)
+    capsys.readouterr()
+    assert main(["data", "omniglot", "--out", str(tmp_path / "x"), "--alphabets", "Latin"]) == 2
+    assert "no alphabet Latin" in capsys.readouterr().err
