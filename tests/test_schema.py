@@ -30,6 +30,16 @@ CAFFE_NUMBERS = [
     ("SolverParameter", "type", 40), ("SolverParameter", "iter_size", 36),
     ("SolverParameter", "clip_gradients", 35), ("SolverParameter", "weights", 42),
     ("SolverState", "history", 3), ("SolverState", "current_step", 4),
+    ("NetParameter", "layers", 2), ("LayerParameter", "hdf5_data_param", 112),
+    ("LayerParameter", "hdf5_output_param", 113), ("LayerParameter", "infogain_loss_param", 116),
+    ("LayerParameter", "window_data_param", 129), ("LayerParameter", "spp_param", 132),
+    ("LayerParameter", "recurrent_param", 146), ("LayerParameter", "batch_norm_param", 139),
+    ("LayerParameter", "lrn_param", 118), ("WindowDataParameter", "context_pad", 10),
+    ("WindowDataParameter", "root_folder", 13), ("HDF5DataParameter", "shuffle", 3),
+    ("RecurrentParameter", "expose_hidden", 5), ("V1LayerParameter", "type", 5),
+    ("V1LayerParameter", "blobs_lr", 7), ("V1LayerParameter", "layer", 1),
+    ("V1LayerParameter", "transform_param", 36), ("V0LayerParameter", "kernelsize", 8),
+    ("V0LayerParameter", "det_crop_mode", 59), ("V0LayerParameter", "hdf5_output_param", 1001),
 ]
 
 EXTENSIONS = [
