@@ -44,6 +44,8 @@ class Net:
 
     `model` is a prototxt path or a NetParameter. `forward(**inputs)` returns the output
     blobs (tops nobody reads) by name and sets `net.loss`; `backward()` computes gradients.
+    By name, in order: `layers`, `blobs`, `params` (a layer's parameter Blobs),
+    `bottom_names` / `top_names` (a layer's blob names); `inputs`, `outputs` list blob names.
     """
 
     def __init__(self, model, phase=pb.TRAIN, level=0, stages=(), weights=None, seed=0,
@@ -85,6 +87,7 @@ class Net:
         self.blobs = {}
         self.entries = []
         self.layers = {}
+        self.bottom_names, self.top_names = {}, {}
         producers = {}
         seeds = np.random.SeedSequence(None if self.seed is None else self.seed)
         layer_seeds = seeds.spawn(len(self.param.layer))
@@ -128,6 +131,8 @@ class Net:
             entry.loss_weights = _loss_weights(layer_param, layer)
             self.entries.append(entry)
             self.layers[layer_param.name] = layer
+            self.bottom_names[layer_param.name] = entry.bottom_names
+            self.top_names[layer_param.name] = entry.top_names
         self._share_params()
         self._plan_backward()
         self._plan_twins()
@@ -260,12 +265,16 @@ class Net:
         self.loss = loss
         return {name: self.blobs[name].data.copy() for name in self.outputs}
 
-    def backward(self):
-        """Gradients of the loss: seeds loss tops with their weights, then runs layers backward."""
+    def seed_loss_diffs(self):
+        """Set each loss top's diff to its loss weight: where backward starts."""
         for entry in self.entries:
             for weight, top in zip(entry.loss_weights, entry.top):
                 if weight:
                     top.diff[...] = weight
+
+    def backward(self):
+        """Gradients of the loss: seeds loss tops with their weights, then runs layers backward."""
+        self.seed_loss_diffs()
         for index in range(len(self.entries) - 1, -1, -1):
             self.backward_layer(index)
 
@@ -273,6 +282,16 @@ class Net:
         self.forward(**inputs)
         self.backward()
         return self.loss
+
+    @property
+    def loss_weights(self):
+        """{top name: loss weight} for the tops that add to the loss."""
+        return {name: weight for entry in self.entries
+                for name, weight in zip(entry.top_names, entry.loss_weights) if weight}
+
+    def layers_of_type(self, type_name):
+        """The layers of one type (e.g. "Decode"), in net order."""
+        return [layer for layer in self.layers.values() if layer.type_name == type_name]
 
     def clear_param_diffs(self):
         for blob in self.learnable_params:
