@@ -533,6 +533,21 @@ def _logging(quiet):
         log.setLevel(level)
 
 
+@contextlib.contextmanager
+def _current_directory_importable():
+    """Python layers' modules (`python_param.module`) are found in the current directory, as
+    `python` finds them; the console script alone would only search its own folder."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def main(argv=None):
     """Run the `layerforge` command line; returns the exit status."""
     try:
@@ -543,7 +558,7 @@ def main(argv=None):
         if getattr(args, "gpu", None) is not None:
             raise CommandError(f"-gpu {args.gpu}: layerforge runs on the CPU only; drop -gpu "
                                "(Numba kernels use the CPU cores)")
-        with _logging(getattr(args, "quiet", False)):
+        with _logging(getattr(args, "quiet", False)), _current_directory_importable():
             return args.func(args) or 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -147,3 +147,17 @@ def test_caffe_single_dash_flags(tmp_path, capsys):
 def test_gpu_is_a_clear_cpu_only_error(command, capsys):
     err = _one_line_error(capsys, [*command.split(), "-gpu", "0"])
     assert "CPU only" in err
+
+
+def test_python_layer_module_in_the_current_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_layers.py").write_text(
+        "from tests.cli import Clusters\n\nclass MyClusters(Clusters):\n    pass\n")
+    net = write_net(tmp_path, open(write_net(tmp_path)).read().replace(
+        'module: "tests.cli" layer: "Clusters"', 'module: "my_layers" layer: "MyClusters"'), "mine.prototxt")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.setattr(sys, "path", [root] + [p for p in sys.path if p not in ("", os.getcwd())])
+    monkeypatch.chdir(tmp_path)
+    assert main(["time", "--model", str(net), "--iterations", "1", "--warmup", "0"]) == 0
+    assert "data" in capsys.readouterr().out
+    assert str(tmp_path) not in sys.path
+    sys.modules.pop("my_layers", None)
