@@ -185,3 +185,19 @@ def test_legacy_v1_and_v0_layers_parse():
     assert conv.type == pb.V1LayerParameter.CONVOLUTION and list(conv.blobs_lr) == [1, 2]
     v0 = io.parse_text((CONFIGS / "bvlc_v0_net.prototxt").read_text(), pb.NetParameter())
     assert v0.layers[0].layer.type == "padding" and v0.layers[1].layer.kernelsize == 5
+
+
+def test_atomic_write_gives_the_mode_the_umask_allows(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        io.write_atomic(tmp_path / "new.caffemodel", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.caffemodel").stat().st_mode & 0o777 == 0o640
+    kept = tmp_path / "kept.caffemodel"
+    kept.write_bytes(b"old")
+    kept.chmod(0o604)
+    io.write_atomic(kept, b"new")
+    assert kept.read_bytes() == b"new" and kept.stat().st_mode & 0o777 == 0o604
