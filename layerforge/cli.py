@@ -22,7 +22,7 @@ class CommandError(ValueError):
 # ---------------------------------------------------------------- sub-commands
 
 def cmd_train(args):
-    from layerforge.solver import get_solver
+    from layerforge.solvers import get_solver
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
@@ -411,7 +411,7 @@ def _exit_status(err):
     if isinstance(err, (ConfigError, NetError, LayerError, UnknownLayerError, OSError)) or (
             isinstance(err, ValueError) and type(err).__module__.startswith("layerforge.")):
         return 2
-    solver = sys.modules.get("layerforge.solver")
+    solver = sys.modules.get("layerforge.solvers.base")
     if solver is not None and isinstance(err, solver.TrainingDiverged):
         return 1
     return None
