@@ -80,13 +80,6 @@ def test_bad_enum_value(tmp_path):
         io.read_net(path)
 
 
-def test_v1_format_is_rejected_with_instructions(tmp_path):
-    path = tmp_path / "v1.prototxt"
-    path.write_text('name: "old"\nlayers {\n  name: "conv1"\n  type: CONVOLUTION\n}\n')
-    with pytest.raises(io.ConfigError, match=r"v1\.prototxt: .*legacy V1 format.*upgrade_net_proto_text"):
-        io.read_net(path)
-
-
 def test_missing_file(tmp_path):
     with pytest.raises(io.ConfigError, match=r"nothere\.prototxt: file not found"):
         io.read_net(tmp_path / "nothere.prototxt")
