@@ -161,13 +161,15 @@ def array_to_blobproto(array, proto=None):
 
 
 def blobproto_to_array(proto, where="blob"):
-    """numpy array of a BlobProto (shape or legacy num/channels/height/width)."""
+    """numpy array of a BlobProto (shape or legacy num/channels/height/width). A blob with
+    neither is an error, as in Caffe (which refuses to copy it into a shaped blob)."""
+    legacy = ("num", "channels", "height", "width")
     if proto.HasField("shape"):
         shape = tuple(proto.shape.dim)
-    elif proto.num or proto.channels or proto.height or proto.width:
-        shape = (proto.num, proto.channels, proto.height, proto.width)
+    elif any(proto.HasField(name) for name in legacy):
+        shape = tuple(getattr(proto, name) for name in legacy)
     else:
-        shape = (len(proto.double_data) or len(proto.data),)
+        raise ConfigError(f"{where}: the blob has no shape (neither `shape` nor num/channels/height/width)")
     if len(proto.double_data):
         values = np.array(proto.double_data, dtype=np.float64)
     else:
