@@ -1,4 +1,4 @@
-"""Datasets: IDX/MNIST reader, LMDB store of Caffe Datum records, transformer, pairing."""
+"""Datasets: IDX/MNIST reader, LMDB/LevelDB stores of Caffe Datum records, transformer, pairing."""
 
 
 class DatasetError(ValueError):
@@ -6,6 +6,7 @@ class DatasetError(ValueError):
 
 
 from layerforge.data.idx import build_mnist_lmdbs, read_idx  # noqa: E402
-from layerforge.data.store import read_lmdb, write_lmdb  # noqa: E402
+from layerforge.data.store import read_db, read_leveldb, read_lmdb, write_db, write_leveldb, write_lmdb  # noqa: E402
 
-__all__ = ["DatasetError", "build_mnist_lmdbs", "read_idx", "read_lmdb", "write_lmdb"]
+__all__ = ["DatasetError", "build_mnist_lmdbs", "read_db", "read_idx", "read_leveldb", "read_lmdb",
+           "write_db", "write_leveldb", "write_lmdb"]
