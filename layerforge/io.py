@@ -115,6 +115,17 @@ def write_text(message, path):
 
 # ---------------------------------------------------------------- binary
 
+def _new_file_mode(path):
+    """The mode `open(path, "w")` would give: the existing file's, else 0o666 less the umask
+    (mkstemp's temporary files are 0o600, which would leave snapshots unreadable to others)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path, payload):
     """Write bytes to `path` through a temporary file in the same folder and a rename."""
     path = os.fspath(path)
@@ -122,6 +133,7 @@ def write_atomic(path, payload):
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        os.fchmod(handle, _new_file_mode(path))
         with os.fdopen(handle, "wb") as out:
             out.write(payload)
             out.flush()

@@ -198,3 +198,19 @@ def test_scalar_blob_with_an_empty_shape():
     proto = pb.BlobProto(data=[4.0])
     proto.shape.SetInParent()
     assert io.blobproto_to_array(proto).shape == ()
+
+
+def test_atomic_write_gives_the_mode_the_umask_allows(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        io.write_atomic(tmp_path / "new.caffemodel", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.caffemodel").stat().st_mode & 0o777 == 0o640
+    kept = tmp_path / "kept.caffemodel"
+    kept.write_bytes(b"old")
+    kept.chmod(0o604)
+    io.write_atomic(kept, b"new")
+    assert kept.read_bytes() == b"new" and kept.stat().st_mode & 0o777 == 0o604
