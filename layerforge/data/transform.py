@@ -37,6 +37,17 @@ def load_mean_file(path):
     return mean
 
 
+def with_legacy_fields(transform_param, legacy):
+    """transform_param, with the deprecated scale / mean_file / crop_size / mirror of a data
+    layer's own parameter (data_param, image_data_param, window_data_param) where it sets none."""
+    merged = pb.TransformationParameter()
+    merged.CopyFrom(transform_param)
+    for field in ("scale", "mean_file", "crop_size", "mirror"):
+        if legacy.HasField(field) and not merged.HasField(field):
+            setattr(merged, field, getattr(legacy, field))
+    return merged
+
+
 def _crop(images, oy, ox, height, width):
     """images[m, :, oy[m]:oy[m]+height, ox[m]:ox[m]+width] for every m, without a Python loop."""
     rows = (oy[:, None] + np.arange(height))[:, None, :, None]

@@ -8,7 +8,7 @@ from layerforge.data import DatasetError
 from layerforge.data.pairing import PairSampler
 from layerforge.data.prefetch import BatchSource, Prefetcher
 from layerforge.data.store import read_db
-from layerforge.data.transform import DataTransformer
+from layerforge.data.transform import DataTransformer, with_legacy_fields
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -42,11 +42,7 @@ class DataLayer(Layer):
             raise self.error(f"data_param.batch_size must be at least 1, got {dp.batch_size}")
         if dp.images_per_blob < 1:
             raise self.error(f"data_param.images_per_blob must be at least 1, got {dp.images_per_blob}")
-        tp = pb.TransformationParameter()
-        tp.CopyFrom(self.param.transform_param)
-        for field in ("scale", "mean_file", "crop_size", "mirror"):  # Caffe's deprecated data_param copies
-            if dp.HasField(field) and not tp.HasField(field):
-                setattr(tp, field, getattr(dp, field))
+        tp = with_legacy_fields(self.param.transform_param, dp)
         shuffle = dp.shuffle or (dp.HasField("enable_random_selection") and dp.enable_random_selection)
         rng = np.random.default_rng(int(self.rng.integers(2 ** 63)))  # private: the thread draws from it
         try:
