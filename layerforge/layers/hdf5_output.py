@@ -30,6 +30,9 @@ class HDF5OutputLayer(Layer):
         except OSError as err:
             raise self.error(f"hdf5_output_param.file_name {self._path!r}: cannot create it: {err}") from None
 
+    def reshape(self, bottom, top):
+        pass
+
     def forward(self, bottom, top):
         import h5py
         with h5py.File(self._path, "a") as handle:
