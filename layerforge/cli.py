@@ -494,7 +494,7 @@ def cmd_centroids(args):
     return 0
 
 
-group("data", "build LMDB datasets")
+group("data", "build LMDB or LevelDB datasets")
 
 
 # ---------------------------------------------------------------- entry point
