@@ -16,6 +16,9 @@ class Im2colLayer(Layer):
     exact_num_top = 1
     batch_independent = True
 
+    def batch_independent_for(self, bottom):
+        return self.axis > 0        # with channel axis 0 there is no item axis
+
     def _spatial(self, name, values, default, h_name=None, w_name=None):
         """Caffe's rule: `name` once or once per spatial axis, or name_h and name_w, not both."""
         cp = self.param.convolution_param
