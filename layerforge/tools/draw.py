@@ -157,14 +157,16 @@ def render(graph, fmt):
     fmt = fmt.lower()
     if fmt in TEXT_FORMATS:
         return graph.to_string().encode()
+    if fmt not in pydot.OUTPUT_FORMATS:
+        raise DrawError(f"cannot draw to a .{fmt} file: use .png, .svg, .pdf, .dot or another "
+                        f"Graphviz format ({', '.join(sorted(pydot.OUTPUT_FORMATS))})")
     if shutil.which("dot") is None:
         raise DrawError(f"Graphviz's 'dot' program is not installed, so a .{fmt} picture cannot be "
                         f"made: install Graphviz (e.g. apt install graphviz), or draw to a .dot file")
     try:
         return graph.create(format=fmt)
     except (AssertionError, OSError) as err:     # pydot reports dot's failures as AssertionError
-        detail = str(err).strip().splitlines()[-1]
-        raise DrawError(f"Graphviz could not render .{fmt}: {detail}") from None
+        raise DrawError(f"Graphviz could not render .{fmt}: {err}") from None
 
 
 def draw_net(model, out_path, phase=None, rankdir="auto"):
