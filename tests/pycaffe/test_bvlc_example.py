@@ -64,3 +64,63 @@ class TestLinearRegressionExample(unittest.TestCase):
             after = np.mean([solver.net.forward()["loss"][0] for _ in range(5)])
         self.assertEqual(solver.iter, 60)
         self.assertLess(after, before / 4)
+
+
+class TestCaffeNetSpecExample(unittest.TestCase):
+    """examples/pycaffe/caffenet.py, unchanged: `from caffe import layers as L, ...` works once
+    layerforge.pycaffe is registered as `caffe`."""
+
+    def setUp(self):
+        self.modules = dict(sys.modules)
+        caffe.alias_as_caffe()
+
+    def tearDown(self):
+        for name in [n for n in sys.modules if n == "caffe" or n.startswith("caffe.") or n == "caffenet"]:
+            del sys.modules[name]
+        sys.modules.update({n: m for n, m in self.modules.items() if n.startswith("caffe")})
+
+    def test_make_net(self):
+        import caffe as aliased
+        self.assertIs(aliased, caffe)
+        from caffe.proto import caffe_pb2
+        self.assertIs(caffe_pb2.NetParameter, layerforge.proto.layerforge_pb2.NetParameter)
+        sys.path.insert(0, str(EXAMPLE))
+        cwd = os.getcwd()
+        try:
+            import caffenet
+            with tempfile.TemporaryDirectory() as folder:
+                os.chdir(folder)
+                caffenet.make_net()
+                train, test = io.read_net("train.prototxt"), io.read_net("test.prototxt")
+        finally:
+            os.chdir(cwd)
+            sys.path.remove(str(EXAMPLE))
+        types = [layer.type for layer in train.layer]
+        self.assertEqual(types.count("Convolution"), 5)
+        self.assertEqual(types.count("ReLU"), 7)
+        self.assertEqual(types[0], "Data")
+        self.assertEqual(train.layer[0].data_param.batch_size, 256)
+        self.assertEqual(list(train.layer[0].transform_param.mean_value), [104, 117, 123])
+        conv2 = train.layer[types.index("LRN") + 1]
+        self.assertEqual((conv2.name, conv2.convolution_param.group, list(conv2.convolution_param.pad)),
+                         ("Convolution2", 2, [2]))
+        relu1 = train.layer[2]
+        self.assertEqual((relu1.name, list(relu1.bottom), list(relu1.top)),
+                         ("ReLU1", ["Convolution1"], ["Convolution1"]))
+        self.assertEqual([layer.type for layer in test.layer][-2:], ["SoftmaxWithLoss", "Accuracy"])
+        self.assertEqual(test.layer[0].data_param.batch_size, 50)
+
+
+class TestAlias(unittest.TestCase):
+    def test_refuses_to_shadow_another_caffe(self):
+        other = type(sys)("caffe")
+        saved = sys.modules.get("caffe")
+        sys.modules["caffe"] = other
+        try:
+            with self.assertRaisesRegex(RuntimeError, "already imported"):
+                caffe.alias_as_caffe()
+        finally:
+            if saved is None:
+                del sys.modules["caffe"]
+            else:
+                sys.modules["caffe"] = saved
