@@ -25,11 +25,6 @@ def set_random_seed(seed):
     _random_seed = int(seed)
 
 
-def _loss_weights(layer):
-    weights = list(layer.param.loss_weight) or ([1.0] if layer.is_loss else [])
-    return weights + [0.0] * (len(layer.param.top) - len(weights))
-
-
 class Net:
     """pycaffe's Net: `Net(model, phase, level=0, stages=None, weights=None)` or the legacy
     `Net(model, weights, phase)`. `model` is a prototxt path (or a NetParameter)."""
@@ -93,19 +88,16 @@ class Net:
 
     @property
     def top_names(self):
-        return OrderedDict((name, list(layer.param.top)) for name, layer in self.layer_dict.items())
+        return OrderedDict((name, list(tops)) for name, tops in self.layerforge_net.top_names.items())
 
     @property
     def bottom_names(self):
-        return OrderedDict((name, list(layer.param.bottom)) for name, layer in self.layer_dict.items())
+        return OrderedDict((name, list(bottoms)) for name, bottoms in self.layerforge_net.bottom_names.items())
 
     @property
     def blob_loss_weights(self):
-        weights = OrderedDict.fromkeys(self._blobs, 0.0)
-        for layer in self.layers:
-            for name, weight in zip(layer.param.top, _loss_weights(layer)):
-                weights[name] = weights[name] or weight
-        return weights
+        weights = self.layerforge_net.loss_weights
+        return OrderedDict((name, weights.get(name, 0.0)) for name in self._blobs)
 
     def _index(self, layer_name):
         try:
@@ -114,8 +106,8 @@ class Net:
             raise ValueError(f"net '{self.layerforge_net.name}' has no layer '{layer_name}'; its layers: "
                              f"{', '.join(self._layer_names)}") from None
 
-    def _blobs_of(self, layer, field):
-        return [self._blobs[name] for name in getattr(layer.param, field)]
+    def _blobs_of(self, names):
+        return [self._blobs[name] for name in names]
 
     # ------------------------------------------------------------ running
 
@@ -151,11 +143,11 @@ class Net:
         if kwargs and set(kwargs) != set(self.outputs):
             raise ValueError(f"Top diff arguments {sorted(kwargs)} do not match the net outputs "
                              f"{self.outputs}")
-        layers = self.layers
-        for layer in layers[last:first + 1]:
-            for name, weight in zip(layer.param.top, _loss_weights(layer)):
-                if weight and name not in kwargs:
-                    self._blobs[name].diff[...] = weight
+        weights = self.layerforge_net.loss_weights
+        for layer_name in names[last:first + 1]:
+            for name in self.layerforge_net.top_names[layer_name]:
+                if name in weights and name not in kwargs:
+                    self._blobs[name].diff[...] = weights[name]
         for name, value in kwargs.items():
             if np.shape(value)[0] != self._blobs[name].shape[0]:
                 raise ValueError(f"Diff '{name}' has {np.shape(value)[0]} items; the blob's batch size "
@@ -214,8 +206,9 @@ class Net:
 
     def reshape(self):
         """Reshape every layer for the current input shapes (Caffe's Net::Reshape)."""
-        for layer in self.layers:
-            layer.reshape(self._blobs_of(layer, "bottom"), self._blobs_of(layer, "top"))
+        core = self.layerforge_net
+        for name, layer in core.layers.items():
+            layer.reshape(self._blobs_of(core.bottom_names[name]), self._blobs_of(core.top_names[name]))
 
     def clear_param_diffs(self):
         self.layerforge_net.clear_param_diffs()
