@@ -67,6 +67,8 @@ def main():
     parser.add_argument("--iters", type=int, default=solver.max_iter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--eval-at", default="1000,2000", metavar="LIST",
+                        help="also score the one-shot accuracy after these iterations (default: 1000,2000)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -89,6 +91,7 @@ def main():
                                   {"params": biases, "lr": 2 * solver.base_lr}],
                                  betas=(solver.momentum, solver.momentum2), eps=solver.delta)
     steps = list(solver.stepvalue)
+    eval_at = {int(i) for i in args.eval_at.split(",") if i}
     start, cpu = time.time(), time.process_time()
     for it in range(args.iters):
         if it in steps:
@@ -110,18 +113,24 @@ def main():
         if it % solver.display == 0 or it == args.iters - 1:
             print(f"Iteration {it}, loss = {loss.item():.4f} (contrastive {contrastive.item():.4f}), "
                   f"{time.time() - start:.0f} s", flush=True)
+        if it + 1 in eval_at and it + 1 < args.iters:
+            print(f"Iteration {it + 1}: {one_shot(encoder, args.trials).line()}", flush=True)
     wall, cpu = time.time() - start, time.process_time() - cpu
     data_layer.close()
+    print(f"PyTorch {torch.__version__}, {args.iters} iterations, {args.threads} threads: "
+          f"training {wall:.0f} s wall, {cpu:.0f} s CPU (with the evaluations at {args.eval_at})")
+    print(f"{one_shot(encoder, args.trials).line()} [held out: {', '.join(HELD_OUT)}]")
 
+
+def one_shot(encoder, trials):
+    """20-way trials within the held-out alphabets, drawn as `layerforge oneshot --seed 0` draws them."""
     encoder.eval()
-    rng = np.random.default_rng(0)          # as `layerforge oneshot --seed 0`
-    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (28, 28), 20, args.trials, rng)
+    rng = np.random.default_rng(0)
+    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (28, 28), 20, trials, rng)
     with torch.no_grad():
         encodings = encoder(torch.from_numpy(images.astype(np.float32) * 0.00390625)).numpy()
-    result = oneshot.score_trials(oneshot.euclidean_scores(encodings), query, support, rng)
-    print(f"PyTorch {torch.__version__}, {args.iters} iterations, {args.threads} threads: "
-          f"training {wall:.0f} s wall, {cpu:.0f} s CPU")
-    print(f"{result.line()} [held out: {', '.join(HELD_OUT)}]")
+    encoder.train()
+    return oneshot.score_trials(oneshot.euclidean_scores(encodings), query, support, rng)
 
 
 if __name__ == "__main__":
