@@ -3,7 +3,6 @@ import numpy as np
 
 from layerforge.blob import Blob
 from layerforge.kernels import distance
-from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -157,7 +156,7 @@ class DecodeLayer(_ClassCentroids):
         if self.knn:
             distance.knn_distances(x, self.blobs[4].data, counts, p.k, FLT_MAX, top[0].data)
         else:
-            call(distance.sq_distances, top[0].count * self.dim, x, self.blobs[0].data, top[0].data)
+            distance.sq_distances(x, self.blobs[0].data, top[0].data)
         self._mask_unknown(top[0].data)
         if len(top) > 1:
             top[1].reshape((num_classes, self.dim))
@@ -268,7 +267,7 @@ class AccuracyEncodingLayer(_ClassCentroids):
         labels = self._labels(bottom)
         keep = ~self._ignored(labels)
         dist = np.empty((n, self.blobs[0].shape[0]), x.dtype)
-        call(distance.sq_distances, dist.size * self.dim, x, self.blobs[0].data, dist)
+        distance.sq_distances(x, self.blobs[0].data, dist)
         self._mask_unknown(dist)
         if dist.shape[1] and keep.any():
             correct = (dist.argmin(axis=1) == labels) & (dist.min(axis=1) < FLT_MAX)
