@@ -11,11 +11,14 @@ the current iteration, snapshots and returns; a second raises KeyboardInterrupt.
 snapshots the last good state (before the bad update) and raises TrainingDiverged naming
 the first layer whose top went non-finite.
 
-Callbacks (`solver.callbacks.append(f)`) receive dicts: {"event": "iteration", "iter",
-"loss"} after every update; {"event": "train", "iter", "loss", "smoothed_loss", "lr",
-"outputs"} at display steps; {"event": "test", "iter", "net", "outputs", "loss"};
-{"event": "snapshot", "iter", "caffemodel", "solverstate"}; {"event": "stop", "iter",
-"reason"} with reason max_iter, sigint, early_stopping, diverged or a request_stop reason.
+Callbacks (`solver.callbacks.append(f)`) receive dicts: {"event": "iteration_start", "iter"}
+before an iteration's forward/backward; {"event": "gradients_ready", "iter"} when its
+gradients are ready, before the update (pycaffe's on_start / on_gradients_ready);
+{"event": "iteration", "iter", "loss"} after every update; {"event": "train", "iter",
+"loss", "smoothed_loss", "lr", "outputs"} at display steps; {"event": "test", "iter", "net",
+"outputs", "loss"}; {"event": "snapshot", "iter", "caffemodel", "solverstate"};
+{"event": "stop", "iter", "reason"} with reason max_iter, sigint, early_stopping, diverged
+or a request_stop reason.
 """
 import contextlib
 import logging
@@ -117,6 +120,7 @@ class Solver:
                 self._test_all()
                 if self._stop_reason is not None:
                     break
+            self._emit({"event": "iteration_start", "iter": self.iter})
             loss = self._forward_backward()
             self.loss_average.observe(loss)
             rate = self.learning_rate()
@@ -124,6 +128,7 @@ class Solver:
                 log.info("MultiStep Status: Iteration %d, step = %d", self.iter, self.current_step)
             if p.display and self.iter % p.display == 0:
                 self._display(loss, rate)
+            self._emit({"event": "gradients_ready", "iter": self.iter})
             self._apply_update(rate)
             self.iter += 1
             self._emit({"event": "iteration", "iter": self.iter, "loss": loss})
