@@ -115,7 +115,8 @@ def _blas_ready(*arrays):
     """Whether these operands can go to the registered BLAS: float32 or float64 alike, not
     empty, each matrix with one unit stride (a transpose is fine) and an aligned start."""
     dtype = arrays[0].dtype
-    return (_numba_blas if _numba_blas is not None else numba_blas()) and dtype in (np.float32, np.float64) and all(x.size for x in arrays) and all(
+    ready = _numba_blas if _numba_blas is not None else numba_blas()
+    return ready and dtype in (np.float32, np.float64) and all(x.size for x in arrays) and all(
         x.dtype == dtype and x.ndim >= 2 and (x.strides[-1] == x.itemsize or x.strides[-2] == x.itemsize)
         and x.ctypes.data % x.itemsize == 0 for x in arrays)
 
