@@ -28,7 +28,7 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
     try:
         while position < len(tokens):
             if tokens[position] != "#":
-                raise DatasetError(f"{path}: expected '#' before image {len(images)}, got {tokens[position]!r}")
+                raise DatasetError(f"expected '#' before image {len(images)}, got {tokens[position]!r}")
             name = tokens[position + 2]
             size = tuple(int(t) for t in tokens[position + 3:position + 6])
             count = int(tokens[position + 6])
@@ -39,18 +39,20 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
                 position += 6
                 if overlap >= fg_threshold:
                     if label <= 0:
-                        raise DatasetError(f"{path}: image {name}: a foreground window has label {label}; "
+                        raise DatasetError(f"image {name}: a foreground window has label {label}; "
                                            f"foreground labels must be > 0")
                     fg.append([len(images), label, overlap] + box)
                 elif overlap < bg_threshold:
                     bg.append([len(images), 0, 0] + box)
             images.append((root_folder + name, size))
+    except DatasetError:
+        raise
     except (IndexError, ValueError):
-        raise DatasetError(f"{path}: truncated or malformed after image {len(images)} "
+        raise DatasetError(f"truncated or malformed after image {len(images)} "
                            f"(expected '# index path channels height width count' and "
                            f"'label overlap x1 y1 x2 y2' lines)") from None
     if not fg or not bg:
-        raise DatasetError(f"{path}: needs foreground and background windows, found {len(fg)} and {len(bg)}")
+        raise DatasetError(f"needs foreground and background windows, found {len(fg)} and {len(bg)}")
     return images, np.array(fg, np.float64), np.array(bg, np.float64)
 
 
