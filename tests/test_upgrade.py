@@ -168,3 +168,12 @@ def test_mixed_layer_and_layers_is_refused(tmp_path):
     path.write_text('layer { name: "a" type: "ReLU" }\nlayers { name: "b" type: RELU }\n')
     with pytest.raises(io.ConfigError, match="both `layer` and legacy `layers`"):
         io.read_net(path)
+
+
+def test_net_built_from_a_v1_netparameter(caplog):
+    legacy = io.parse_text((CONFIGS / "bvlc_v1_deploy.prototxt").read_text(), pb.NetParameter())
+    with caplog.at_level(logging.INFO, logger="layerforge"):
+        net = Net(legacy, pb.TEST)
+    assert list(net.layers) == ["input", "conv1", "relu1", "pool1", "ip1", "prob"]
+    assert any("<NetParameter>: upgraded from Caffe's legacy format: V1 layers, input fields" in r.getMessage()
+               for r in caplog.records)

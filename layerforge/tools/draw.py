@@ -10,7 +10,8 @@ import subprocess
 from google.protobuf.descriptor import FieldDescriptor
 
 from layerforge import io
-from layerforge.netparam import filter_net, phase_value, upgrade_legacy_inputs
+from layerforge.netparam import filter_net, phase_value
+from layerforge.upgrade import upgrade_net
 from layerforge.proto import layerforge_pb2 as pb
 
 
@@ -49,7 +50,7 @@ def _settings(layer):
 def net_to_dot(param, phase=None, rankdir="LR"):
     """DOT text for a NetParameter; `phase` (TRAIN/TEST/RUN) keeps only that phase's layers,
     None draws every layer. In-place layers get a fresh node for the blob they rewrite."""
-    param = upgrade_legacy_inputs(param)
+    param = upgrade_net(param)
     if phase is not None:
         param = filter_net(param, pb.NetState(phase=phase_value(phase)))
     lines = [f"digraph {_quote(param.name or 'net')} {{", f"  rankdir={rankdir};",
