@@ -94,6 +94,7 @@ _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
 
 def needs_upgrade(net):
+    """Does NetParameter `net` use any legacy form that upgrade_net rewrites?"""
     return bool(net.layers or net.input or _frozen_batch_norms(net))
 
 
@@ -122,7 +123,8 @@ def upgrade_net(net, source="<NetParameter>"):
                 spec.lr_mult = spec.decay_mult = 0
         steps.append("BatchNorm parameters")
     note = f" (not carried over: {'; '.join(problems)})" if problems else ""
-    log.info("%s: upgraded from Caffe's legacy format: %s%s", source, ", ".join(steps), note)
+    log.log(logging.WARNING if problems else logging.INFO,
+            "%s: upgraded from Caffe's legacy format: %s%s", source, ", ".join(steps), note)
     return upgraded
 
 

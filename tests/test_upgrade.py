@@ -177,3 +177,15 @@ def test_net_built_from_a_v1_netparameter(caplog):
     assert list(net.layers) == ["input", "conv1", "relu1", "pool1", "ip1", "prob"]
     assert any("<NetParameter>: upgraded from Caffe's legacy format: V1 layers, input fields" in r.getMessage()
                for r in caplog.records)
+
+
+def test_v0_fields_a_layer_type_does_not_take_are_named_in_a_warning(caplog):
+    net = io.parse_text('input: "x" layers { layer { name: "r" type: "relu" num_output: 3 } bottom: "x" top: "x" }',
+                        pb.NetParameter())
+    with caplog.at_level(logging.INFO, logger="layerforge"):
+        layer, = upgrade.upgrade_net(net, "old.prototxt").layer
+    assert (layer.name, layer.type) == ("r", "ReLU")
+    record, = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == ("old.prototxt: upgraded from Caffe's legacy format: V0 layers, V1 layers, "
+                                   "input fields (not carried over: layer 'r': num_output for type 'relu')")
