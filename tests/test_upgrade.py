@@ -189,3 +189,18 @@ def test_v0_fields_a_layer_type_does_not_take_are_named_in_a_warning(caplog):
     assert record.levelno == logging.WARNING
     assert record.getMessage() == ("old.prototxt: upgraded from Caffe's legacy format: V0 layers, V1 layers, "
                                    "input fields (not carried over: layer 'r': num_output for type 'relu')")
+
+
+def test_upgrade_file_writes_text_and_binary(tmp_path):
+    out = tmp_path / "deploy.prototxt"
+    assert upgrade.upgrade_file(CONFIGS / "bvlc_v1_deploy.prototxt", out)
+    assert _text(io.read_net(out)) == _text(io.parse_text(CURRENT_DEPLOY, pb.NetParameter()))
+    assert "layers {" not in out.read_text()
+    current = Net(io.parse_text(CURRENT_DEPLOY, pb.NetParameter()), pb.TEST, seed=2).to_proto()
+    old = tmp_path / "v1.caffemodel"
+    old.write_bytes(_v1_weights(current).SerializeToString())
+    assert upgrade.upgrade_file(old, tmp_path / "new.caffemodel")
+    new = io.read_binary(tmp_path / "new.caffemodel", pb.NetParameter())
+    assert not new.layers and [layer.type for layer in new.layer] == ["Convolution", "InnerProduct"]
+    assert not upgrade.upgrade_file(tmp_path / "new.caffemodel", tmp_path / "same.caffemodel")
+    assert (tmp_path / "same.caffemodel").read_bytes() == (tmp_path / "new.caffemodel").read_bytes()
