@@ -81,7 +81,7 @@ def test_context_pad_clipped_at_the_corner_and_mirrored(images, seed):
 
 def test_square_crop_mode(images):
     folder, bgr = images
-    window_file(folder, {1: [(3, 0.9, 6, 8, 13, 11), (0, 0.0, 6, 8, 13, 11)]})
+    window_file(folder, {0: [], 1: [(3, 0.9, 6, 8, 13, 11), (0, 0.0, 6, 8, 13, 11)]})
     # 8 wide, 4 high: made square (half size 4 about centre (10, 10)) -> 6..14 both ways.
     _, top = window_data(folder, 'batch_size: 2 crop_mode: "square"', "crop_size: 9")
     for item in top[0].data:
@@ -114,4 +114,11 @@ def test_errors(images):
         window_data(folder, "batch_size: 2")
     window_file(folder, {0: [(0, 0.9, 0, 0, 9, 9), (0, 0.1, 0, 0, 9, 9)]})
     with pytest.raises(LayerError, match="a foreground window has label 0"):
+        window_data(folder, "batch_size: 2")
+
+
+def test_window_naming_a_missing_image(images):
+    folder, _ = images
+    (folder / "window_file.txt").write_text("# 3\nim0.png\n3 20 24\n2\n1 0.9 0 0 9 9\n0 0.1 0 0 9 9\n")
+    with pytest.raises(LayerError, match="names image index 3, but the file lists 1 images"):
         window_data(folder, "batch_size: 2")
