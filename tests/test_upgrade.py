@@ -204,3 +204,10 @@ def test_upgrade_file_writes_text_and_binary(tmp_path):
     assert not new.layers and [layer.type for layer in new.layer] == ["Convolution", "InnerProduct"]
     assert not upgrade.upgrade_file(tmp_path / "new.caffemodel", tmp_path / "same.caffemodel")
     assert (tmp_path / "same.caffemodel").read_bytes() == (tmp_path / "new.caffemodel").read_bytes()
+
+
+def test_v0_net_runs():
+    net = Net(CONFIGS / "bvlc_v0_net.prototxt", pb.TEST)
+    assert net.blobs["conv1"].shape == (10, 8, 32, 32)   # the folded padding keeps 32x32
+    prob = net.forward(data=np.random.default_rng(0).normal(size=(10, 3, 32, 32)).astype(np.float32))["prob"]
+    np.testing.assert_allclose(prob.sum(axis=1), 1, rtol=1e-5)
