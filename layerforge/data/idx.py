@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from layerforge import config
-from layerforge.data import DatasetError
+from layerforge.data.errors import DatasetError
 from layerforge.data.store import count_records, datums, read_db, write_db
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -12,7 +12,7 @@ import lmdb
 import numpy as np
 from tqdm import tqdm
 
-from layerforge.data import DatasetError
+from layerforge.data.errors import DatasetError
 from layerforge.proto import layerforge_pb2 as pb
 
 MAP_SIZE = 1 << 40  # address space only: the file grows with the data (Caffe uses the same)
