@@ -7,7 +7,7 @@ import pytest
 
 from layerforge.data.store import datums, write_lmdb
 from layerforge.io import array_to_blobproto
-from layerforge.solver import get_solver
+from layerforge.solvers import get_solver
 
 CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
 
