@@ -7,9 +7,8 @@ from layerforge.net import Net
 from layerforge.netspec import L, NetSpec, P, to_proto
 from layerforge.proto.layerforge_pb2 import RUN, TEST, TRAIN
 from layerforge.registry import register_layer
-from layerforge.sgd_solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
-                                    RMSPropSolver, SGDSolver)
-from layerforge.solver import Solver, TrainingDiverged, get_solver
+from layerforge.solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver, RMSPropSolver,
+                                SGDSolver, Solver, TrainingDiverged, get_solver)
 
 __all__ = ["Blob", "Layer", "LayerError", "Net", "NetSpec", "L", "P", "to_proto", "TRAIN", "TEST",
            "RUN", "register_layer", "Solver", "get_solver", "TrainingDiverged", "SGDSolver", "NesterovSolver", "AdaGradSolver",

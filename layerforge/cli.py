@@ -167,7 +167,7 @@ def _train_arguments(p):
     "Caffe-style log lines go to stderr. A JSON-lines log of every train/test/snapshot event "
     "is always written (for `layerforge plot`). The final test outputs are printed at the end."))
 def cmd_train(args):
-    from layerforge.solver import get_solver
+    from layerforge.solvers import get_solver
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
@@ -495,7 +495,7 @@ def cmd_centroids(args):
     return 0
 
 
-group("data", "build LMDB datasets")
+group("data", "build LMDB or LevelDB datasets")
 
 
 # ---------------------------------------------------------------- entry point
@@ -512,7 +512,7 @@ def _exit_status(err):
     if isinstance(err, (ConfigError, NetError, LayerError, UnknownLayerError, OSError)) or (
             isinstance(err, ValueError) and type(err).__module__.startswith("layerforge.")):
         return 2
-    solver = sys.modules.get("layerforge.solver")
+    solver = sys.modules.get("layerforge.solvers.base")
     if solver is not None and isinstance(err, solver.TrainingDiverged):
         return 1
     return None
