@@ -171,6 +171,10 @@ def cmd_train(args):
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
+    if solver.world is not None and solver.world.rank > 0:   # rank 0 alone logs and reports
+        logging.getLogger("layerforge").setLevel(logging.WARNING)
+        solver.solve(resume=args.snapshot)
+        return 0
     log_path = args.log or f"{solver.snapshot_prefix}_log.jsonl"
     finals = {}
 
@@ -569,5 +573,10 @@ def main(argv=None):
         if args.debug or status is None:
             raise
         message = " ".join(str(err).split("\n")) or type(err).__name__
+        from layerforge import distributed
+        world = distributed.active()
+        if world is not None:   # the other ranks would wait for this one forever: end them all
+            print(f"{PROG}: error on rank {world.rank} of {world.size}: {message}", file=sys.stderr, flush=True)
+            world.abort(status)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return status

@@ -86,48 +86,49 @@ class World:
     def broadcast_object(self, value):
         return self.comm.bcast(value, root=0)
 
-    def _plan_buckets(self, arrays):
-        buckets, current, size = [], [], 0
+    @staticmethod
+    def _plan_buckets(arrays, extra):
+        """Groups of consecutive arrays of at most BUCKET_BYTES, each with its send buffer;
+        the last buffer has `extra` more values for flags."""
+        groups, current, size = [], [], 0
         for array in arrays:
             if current and size + array.nbytes > BUCKET_BYTES:
-                buckets.append(current)
+                groups.append(current)
                 current, size = [], 0
             current.append(array)
             size += array.nbytes
-        buckets.append(current)
-        return [(group, np.empty(sum(a.size for a in group) + (i == len(buckets) - 1),
-                                 np.float64 if any(a.dtype == np.float64 for a in group) else np.float32))
-                for i, group in enumerate(buckets)]
+        groups.append(current)
+        dtype = np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32
+        return [(group, np.empty(sum(a.size for a in group) + (extra if i == len(groups) - 1 else 0), dtype))
+                for i, group in enumerate(groups)]
 
-    def average_gradients(self, diffs, stop=False):
-        """Sum each gradient array over the ranks and divide by N, in place. `stop` (this rank
-        wants to stop) rides along in the last bucket; returns True when any rank wants to."""
-        key = [(id(d), d.shape, d.dtype) for d in diffs]
+    def average_gradients(self, diffs, flags=()):
+        """Sum each gradient array over the ranks and divide by N, in place. `flags` (this
+        rank's booleans, e.g. "wants to stop") ride along in the last bucket; returns, for
+        each flag, whether any rank raised it."""
+        key = [(id(d), d.shape, d.dtype) for d in diffs] + [len(flags)]
         if self._buckets is None or self._buckets[0] != key:
-            self._buckets = (key, self._plan_buckets(diffs))
+            self._buckets = (key, self._plan_buckets(diffs, len(flags)))
         scale = 1.0 / self.size
-        wants_stop = 0.0
-        for index, (group, buffer) in enumerate(self._buckets[1]):
+        buckets = self._buckets[1]
+        raised = [False] * len(flags)
+        for index, (group, buffer) in enumerate(buckets):
             offset = 0
             for diff in group:
                 buffer[offset:offset + diff.size] = diff.reshape(-1)
                 offset += diff.size
-            last = index == len(self._buckets[1]) - 1
-            if last:
-                buffer[-1] = 1.0 if stop else 0.0
+            last = index == len(buckets) - 1
+            if last and flags:
+                buffer[-len(flags):] = flags
             self.comm.Allreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.SUM)
             offset = 0
             for diff in group:
                 np.multiply(buffer[offset:offset + diff.size], scale, out=diff.reshape(-1),
                             casting="unsafe")
                 offset += diff.size
-            if last:
-                wants_stop = buffer[-1]
-        return wants_stop > 0
-
-    def any(self, flag):
-        """True on every rank when `flag` is true on any."""
-        return bool(self.comm.allreduce(1 if flag else 0, op=self._mpi.SUM))
+            if last and flags:
+                raised = [bool(v > 0) for v in buffer[-len(flags):]]
+        return raised
 
     def mean(self, values):
         """Mean over the ranks of a dict of float arrays/scalars (every rank has the same keys)."""
