@@ -130,6 +130,10 @@ class World:
                 raised = [bool(v > 0) for v in buffer[-len(flags):]]
         return raised
 
+    def max(self, value):
+        """The largest of the ranks' values (every rank gets it)."""
+        return self.comm.allreduce(value, op=self._mpi.MAX)
+
     def mean(self, values):
         """Mean over the ranks of a dict of float arrays/scalars (every rank has the same keys)."""
         names = sorted(values)

@@ -5,8 +5,10 @@ by 1/iter_size, clip them (clip_gradients: the global L2 norm over all parameter
 regularize and update each parameter with the rule of the subclass (rules.py) at the local
 rate lr·lr_mult. A tied parameter is one Blob, updated once with its summed gradient.
 
-Control: `solve()` installs a SIGINT handler (main thread only): the first Ctrl-C finishes
-the current iteration, snapshots and returns; a second raises KeyboardInterrupt.
+Control: `solve()` handles SIGINT, SIGTERM and SIGHUP (main thread only; batch schedulers
+and a dropped ssh session send the last two): the first finishes the current iteration,
+snapshots and returns with `stop_reason` "sigint", "sigterm" or "sighup"; a second raises
+KeyboardInterrupt.
 `request_stop(reason)` does the same from a callback. A non-finite loss or gradient
 snapshots the last good state (before the bad update) and raises TrainingDiverged naming
 the first layer whose top went non-finite.
@@ -44,6 +46,7 @@ from layerforge.solvers.nets import build_nets
 from layerforge.solvers.validation import check_monitors, check_param, fmt, read_solver, weight_paths
 
 log = logging.getLogger("layerforge")
+STOP_SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
 DEFAULT_SEED = 0     # a negative random_seed (the default) still gives repeatable runs
 
 
@@ -97,6 +100,11 @@ class Solver:
     @property
     def nets(self):
         return [self.net] + self.test_nets
+
+    @property
+    def stop_reason(self):
+        """Why the last solve() stopped early (e.g. "sigterm", "early_stopping"), else None."""
+        return self._stop_reason
 
     @property
     def smoothed_loss(self):
@@ -157,10 +165,10 @@ class Solver:
         self._stop_reason = None
         if resume is not None:
             self.restore(resume)
-        with self._sigint_handler():
+        with self._signal_handlers():
             self.step(p.max_iter - self.iter)
             reason = self._stop_reason or "max_iter"
-            if (p.snapshot_after_train or reason == "sigint") and self._last_snapshot_iter != self.iter:
+            if (p.snapshot_after_train or reason in STOP_SIGNALS) and self._last_snapshot_iter != self.iter:
                 self.snapshot()
         if self._stop_reason is not None:
             log.info("Optimization stopped early (%s).", reason)
@@ -176,26 +184,28 @@ class Solver:
         self._emit({"event": "stop", "iter": self.iter, "reason": "max_iter"})
 
     @contextlib.contextmanager
-    def _sigint_handler(self):
+    def _signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        names = {number: name for name, number in STOP_SIGNALS.items()}
 
         def handler(signum, frame):
-            if "sigint" in (self._stop_reason, self._signalled):
+            if self._stop_reason in STOP_SIGNALS or self._signalled is not None:
                 raise KeyboardInterrupt
             if self.world is None:
-                self.request_stop("sigint")
+                self.request_stop(names[signum])
             else:
-                self._signalled = "sigint"
-            log.warning("Interrupted: finishing iteration %d, then snapshotting and stopping "
-                        "(Ctrl-C again aborts at once)", self.iter)
+                self._signalled = names[signum]
+            log.warning("%s: finishing iteration %d, then snapshotting and stopping (a second "
+                        "signal aborts at once)", signal.Signals(signum).name, self.iter)
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {number: signal.signal(number, handler) for number in names}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for number, old in previous.items():
+                signal.signal(number, old)
 
     def _forward_backward(self):
         self.net.clear_param_diffs()
@@ -234,8 +244,9 @@ class Solver:
             self._diverge(f"Iteration {self.iter}: the loss is not finite on at least one rank "
                           f"(here: {loss}; first non-finite layer here: {self.net.first_nonfinite_layer()})",
                           self.net.first_nonfinite_layer())
-        if signalled:
-            self.request_stop(self._signalled or "sigint")
+        if signalled:   # the signal every rank adopts: the highest number any rank received
+            number = self.world.max(STOP_SIGNALS.get(self._signalled, 0))
+            self.request_stop(next(n for n, v in STOP_SIGNALS.items() if v == number))
             self._signalled = None
 
     def _apply_update(self, rate):
