@@ -177,8 +177,10 @@ def test_axis_two_folds_leading_axes_into_the_batch():
     ("num_output: 3 kernel_size: 1 group: 2", (1, 4, 5, 5), "num_output 3 is not divisible by group 2"),
     ("num_output: 4 kernel_size: 1 group: 2", (1, 3, 5, 5), "3 channels are not divisible by group 2"),
     ("kernel_size: 3", (1, 1, 5, 5), "num_output"),
-    ("num_output: 2 kernel_size: 3", (1, 1, 5), "only 2-D convolution"),
-    ("num_output: 2 kernel_size: 3 axis: 2", (1, 1, 5, 5), "only 2-D convolution"),
+    ("num_output: 2 kernel_size: 3 axis: -1", (1, 1, 5, 5), "no spatial axes"),
+    ("num_output: 2 kernel_size: 3 kernel_size: 3", (1, 1, 5, 5, 5), "once per spatial axis \\(3\\)"),
+    ("num_output: 2 kernel_h: 3 kernel_w: 3", (1, 1, 5), "2-D convolution only"),
+    ("num_output: 2 kernel_size: 3 dilation: 1 dilation: 2", (1, 1, 5, 5, 5), "dilation is given 2 times"),
     ("num_output: 2 kernel_size: 6", (1, 1, 5, 5), "empty output"),
     ("num_output: 2 kernel_size: 3 stride: 0", (1, 1, 5, 5), "stride must be > 0"),
 ])
