@@ -1,4 +1,6 @@
 """layerforge: a Caffe-style deep-learning framework with Numba kernels."""
+__version__ = "0.1.0"
+
 from layerforge.blob import Blob
 from layerforge.layer import Layer, LayerError
 from layerforge.net import Net

@@ -2,28 +2,9 @@
 import re
 import sys
 
+from layerforge.cli import command
 from layerforge.data.idx import build_mnist_lmdbs
 from layerforge.data.store import build_image_lmdb
-
-
-def register(subparsers):
-    """Add the `data` sub-command (with `mnist` and `images`) to an argparse subparsers object."""
-    data = subparsers.add_parser("data", help="build LMDB datasets")
-    kinds = data.add_subparsers(dest="data_command", required=True)
-    mnist = kinds.add_parser("mnist", help="MNIST IDX files -> DIR/mnist_train_lmdb, DIR/mnist_test_lmdb")
-    mnist.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    mnist.add_argument("--from", dest="idx_dir", metavar="IDX_DIR",
-                       help="folder with the four IDX .gz files (default: $LAYERFORGE_MNIST, else download)")
-    mnist.add_argument("--classes", type=_digits, metavar="LIST",
-                       help="keep only these digits, e.g. 0,1,2,3,4 (default: all ten)")
-    mnist.set_defaults(func=run_mnist)
-    images = kinds.add_parser("images", help="ROOT/<class>/<image> -> DIR/images_lmdb and DIR/labels.txt")
-    images.add_argument("root", metavar="ROOT", help="folder with one sub-folder of images per class")
-    images.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    images.add_argument("--resize", metavar="HxW", type=_size, help="resize every image to H×W")
-    images.add_argument("--gray", action="store_true", help="store one grayscale channel")
-    images.add_argument("--shuffle", action="store_true", help="store records in a seeded random order")
-    images.set_defaults(func=run_images)
 
 
 def _size(text):
@@ -46,12 +27,32 @@ def _digits(text):
 _digits.__name__ = "digit list (0-9, comma-separated)"
 
 
+def _mnist_arguments(p):
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--from", dest="idx_dir", metavar="IDX_DIR",
+                   help="folder with the four IDX .gz files (default: $LAYERFORGE_MNIST, else download)")
+    p.add_argument("--classes", type=_digits, metavar="LIST",
+                   help="keep only these digits, e.g. 0,1,2,3,4 (default: all ten)")
+
+
+@command("data mnist", _mnist_arguments,
+         help="MNIST IDX files -> DIR/mnist_train_lmdb, DIR/mnist_test_lmdb")
 def run_mnist(args):
     train, test = build_mnist_lmdbs(args.out, args.idx_dir, classes=args.classes)
     print(f"wrote {train} and {test}")
     return 0
 
 
+def _images_arguments(p):
+    p.add_argument("root", metavar="ROOT", help="folder with one sub-folder of images per class")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--resize", metavar="HxW", type=_size, help="resize every image to H×W")
+    p.add_argument("--gray", action="store_true", help="store one grayscale channel")
+    p.add_argument("--shuffle", action="store_true", help="store records in a seeded random order")
+
+
+@command("data images", _images_arguments,
+         help="ROOT/<class>/<image> -> DIR/images_lmdb and DIR/labels.txt")
 def run_images(args):
     path = build_image_lmdb(args.root, args.out, args.resize, args.gray, args.shuffle,
                             progress=sys.stderr.isatty())

@@ -48,7 +48,11 @@ class _ConvolutionBase(Layer):
 
     min_bottom = 1
     min_top = 1
+    batch_independent = True
     algorithm = "im2col"   # or "im2row" (column matrix (N*P, K)), "winograd", "direct" (none), "im2col_nd"
+
+    def batch_independent_for(self, bottom):
+        return self.axis > 0       # axis 0 would fold the items into one
 
     def _spatial(self, name, values, h_name, w_name, default):
         """Caffe's rule: `name` once or once per spatial axis, or (2-D only) name_h and name_w,

@@ -1,5 +1,4 @@
 """IDX reading, md5 checks, MNIST download fallback and MNIST -> LMDB conversion (on small fake files)."""
-import argparse
 import gzip
 import hashlib
 
@@ -7,8 +6,8 @@ import lmdb
 import numpy as np
 import pytest
 
-from layerforge.cli import main
-from layerforge.data import DatasetError, build_mnist_lmdbs, commands, idx, read_idx, read_lmdb
+from layerforge.cli import build_parser, main
+from layerforge.data import DatasetError, build_mnist_lmdbs, idx, read_idx, read_lmdb
 from layerforge.proto import layerforge_pb2 as pb
 
 
@@ -145,9 +144,7 @@ def test_download_failure_says_what_to_do(fake_mnist, tmp_path):
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="layerforge")
-    commands.register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_mnist_command(fake_mnist, tmp_path, capsys):

@@ -1,12 +1,12 @@
 """LMDB store: Datum round trip, atomic writes, size checks, image-folder builder."""
-import argparse
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from layerforge.data import DatasetError, commands, read_lmdb, write_lmdb
+from layerforge.cli import build_parser
+from layerforge.data import DatasetError, read_lmdb, write_lmdb
 from layerforge.data.store import build_image_lmdb, count_records, datums
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -138,8 +138,7 @@ def test_image_folder_errors(image_root, tmp_path):
 
 
 def test_images_command(image_root, tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="layerforge")
-    commands.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["data", "images", "--out", str(tmp_path / "out"), str(image_root[0]),
                               "--resize", "8x2", "--gray", "--shuffle"])
     assert args.func(args) == 0
