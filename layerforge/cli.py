@@ -103,7 +103,8 @@ def build_parser():
             unavailable[name] = err
     parser = argparse.ArgumentParser(
         prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.",
-        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage, 130 interrupted. "
+        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage; a signal that stopped training "
+               "(after it snapshotted): 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP. "
                f"Caffe's single-dash flags are accepted too ({', '.join('-' + f for f in CAFFE_FLAGS)}). "
                "Run 'layerforge COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=_version())
@@ -171,12 +172,20 @@ def cmd_train(args):
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
+    if solver.world is not None and solver.world.rank > 0:   # rank 0 alone logs and reports
+        logging.getLogger("layerforge").setLevel(logging.WARNING)
+        solver.solve(resume=args.snapshot)
+        return _signal_status(solver)
     log_path = args.log or f"{solver.snapshot_prefix}_log.jsonl"
     finals = {}
+
+    saved = {}
 
     def remember_tests(event):
         if event.get("event") == "test":
             finals[event.get("net", 0)] = (event.get("iter"), event.get("outputs", {}))
+        elif event.get("event") == "snapshot":
+            saved.update(event)
 
     with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
         jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
@@ -196,7 +205,19 @@ def cmd_train(args):
         for name, value in outputs.items():
             print(f"    {name} = {_format_value(value)}")
     print(f"Training log: {log_path}")
-    return 0
+    status = _signal_status(solver)
+    if status:
+        print(f"Stopped by {solver.stop_reason.upper()} at iteration {solver.iter}: weights in "
+              f"{saved.get('caffemodel')}, solver state in {saved.get('solverstate')} "
+              f"(resume with --snapshot)")
+    return status
+
+
+def _signal_status(solver):
+    """128 + the signal's number when a signal stopped training (the shell's convention), else 0."""
+    from layerforge.solvers.base import STOP_SIGNALS
+    number = STOP_SIGNALS.get(solver.stop_reason)
+    return 128 + number if number else 0
 
 
 def _show_progress():
@@ -621,5 +642,10 @@ def main(argv=None):
         if args.debug or status is None:
             raise
         message = " ".join(str(err).split("\n")) or type(err).__name__
+        from layerforge import distributed
+        world = distributed.active()
+        if world is not None:   # the other ranks would wait for this one forever: end them all
+            print(f"{PROG}: error on rank {world.rank} of {world.size}: {message}", file=sys.stderr, flush=True)
+            world.abort(status)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return status

@@ -112,6 +112,11 @@ class DataTransformer:
         size = self.crop_size
         self.output_shape = (channels, size or height, size or width)
 
+    @property
+    def draws_random(self):
+        """Whether transforming a batch draws random numbers (then an item depends on the batch)."""
+        return self.aug is not None or self.mirror or (self.train and self.crop_size > 0)
+
     def get_state(self):
         return None if self.aug_rng is None else self.aug_rng.bit_generator.state
 

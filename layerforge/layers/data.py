@@ -4,6 +4,7 @@ import weakref
 
 import numpy as np
 
+from layerforge import distributed
 from layerforge.data import DatasetError
 from layerforge.data.groups import LABELS_FILE, class_groups
 from layerforge.data.pairing import PairSampler
@@ -25,7 +26,8 @@ class DataLayer(Layer):
     share a class). Record order is sequential, or a seeded permutation per epoch when
     `shuffle` or an explicitly set `enable_random_selection: true` asks for it. Batches
     are made ahead in a thread (`prefetch` of them); get_state()/set_state() save and
-    restore the position and RNG state as of the batches consumed.
+    restore the position and RNG state as of the batches consumed. In a data-parallel run
+    batch_size is per rank: each rank keeps its slice of the batch of all ranks.
     """
 
     exact_num_bottom = 0
@@ -53,12 +55,14 @@ class DataLayer(Layer):
             backend = "leveldb" if dp.backend == pb.DataParameter.LEVELDB else "lmdb"
             images, labels = read_db(os.path.expanduser(dp.source), backend)
             groups = _groups(dp)
-            sampler = PairSampler(labels, dp.batch_size, dp.images_per_blob, dp.balance_matches,
+            rank, size = distributed.shard()
+            sampler = PairSampler(labels, dp.batch_size * size, dp.images_per_blob, dp.balance_matches,
                                   shuffle, dp.rand_skip, rng, groups, dp.different_within_group)
             transformer = DataTransformer(tp, self.phase, images.shape[1:])
         except DatasetError as err:
             raise self.error(f"data_param.source {dp.source!r}: {err}") from err
-        self._source = BatchSource(images, labels, sampler, transformer, dp.output_all_labels)
+        self._source = BatchSource(images, labels, sampler, transformer, dp.output_all_labels,
+                                   (rank, size))
         self._state = self._source.get_state()
         self._prefetcher = Prefetcher(self._source.next, dp.prefetch, f"prefetch-{self.name}") \
             if dp.prefetch else None
