@@ -262,7 +262,7 @@ def cmd_test(args):
     from layerforge.net import Net
 
     net = Net(args.model, args.phase, weights=args.weights)
-    weights = {name: w for e in net.entries for name, w in zip(e.top_names, e.loss_weights) if w}
+    weights = net.loss_weights
     sums, skipped = {}, set()
     for batch in range(args.iterations):
         for name, value in net.forward().items():

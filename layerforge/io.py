@@ -24,7 +24,9 @@ class ConfigError(ValueError):
 
 @functools.cache
 def _string_field_names():
-    """Names that are string fields everywhere they occur in the schema (safe to quote)."""
+    """Names that are string fields everywhere they occur in the schema (safe to quote).
+    The legacy V0/V1 layer messages are left out: their `type` is an enum (V1) and
+    files in those formats come from Caffe's tools, which always quote strings."""
     kinds = {}
 
     def visit(descriptor):
@@ -33,8 +35,9 @@ def _string_field_names():
         for nested in descriptor.nested_types:
             visit(nested)
 
-    for message in pb.DESCRIPTOR.message_types_by_name.values():
-        visit(message)
+    for name, message in pb.DESCRIPTOR.message_types_by_name.items():
+        if name not in ("V0LayerParameter", "V1LayerParameter"):
+            visit(message)
     return {name for name, is_string in kinds.items() if is_string == {True}}
 
 
@@ -82,11 +85,6 @@ def parse_text(text, message, source="<string>"):
         error = strict_error
     line, column = error.GetLine(), error.GetColumn()
     detail = str(error).split(" : ", 1)[-1]
-    if isinstance(message, pb.NetParameter) and 'no field named "layers"' in detail:
-        raise ConfigError(
-            f"{source}:{line}: this net uses Caffe's legacy V1 format (`layers {{ type: CONVOLUTION }}`). "
-            f"layerforge reads only the current format (`layer {{ type: \"Convolution\" }}`); convert the "
-            f"file with Caffe's tools/upgrade_net_proto_text first.") from None
     raise ConfigError(f"{source}:{line}:{column}: {detail}{_field_hint(detail)}") from None
 
 
@@ -102,7 +100,13 @@ def read_text_file(path):
 
 def read_net(path):
     """NetParameter from a prototxt file."""
-    return parse_text(read_text_file(path), pb.NetParameter(), str(path))
+    net = parse_text(read_text_file(path), pb.NetParameter(), str(path))
+    if net.layers:
+        raise ConfigError(
+            f"{path}: this net uses Caffe's legacy V1 format (`layers {{ type: CONVOLUTION }}`). "
+            f"layerforge reads only the current format (`layer {{ type: \"Convolution\" }}`); convert the "
+            f"file with Caffe's tools/upgrade_net_proto_text first.")
+    return net
 
 
 def read_solver(path):

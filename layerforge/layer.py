@@ -26,6 +26,8 @@ class Layer:
     is_loss = False          # default loss_weight of top 0 is 1
     has_backward = True      # False: bottoms receive no gradient from this layer
     allow_in_place = False   # may a top share its Blob with the bottom of the same index
+    batch_independent = False  # each item's output depends only on that item and the parameters
+    is_input = False         # the caller fills its tops (Net.forward(**inputs))
 
     def __init__(self, param, phase=0, rng=None):
         self.param = param
@@ -78,6 +80,17 @@ class Layer:
         raise NotImplementedError(f"{self.type_name} has no backward")
 
     # Optional hooks, with the defaults most layers want.
+
+    def batch_independent_for(self, bottom):
+        """Whether, set up on `bottom`, each item's output depends only on that item (so tied
+        twins may run as one batch); layers with an `axis` that could fold the batch axis
+        override it."""
+        return self.batch_independent
+
+    def prepare_input(self, index, value):
+        """For an input layer: the array to store in top `index` when the caller feeds `value`
+        (Net.forward(**inputs)); the default stores it as given."""
+        return value
 
     def get_state(self):
         """JSON-serialisable state beyond `self.blobs` (e.g. a data reader's position) that a

@@ -438,10 +438,6 @@ class Solver:
             self._losses[self._loss_index] = loss
             self._loss_index = (self._loss_index + 1) % window
 
-    def _loss_weights(self, net):
-        return {name: weight for entry in net.entries
-                for name, weight in zip(entry.top_names, entry.loss_weights)}
-
     def _log_outputs(self, kind, values, weights):
         index = 0
         for name, value in values.items():
@@ -454,7 +450,7 @@ class Solver:
     def _display(self, loss, rate):
         outputs = {name: self.net.blobs[name].data.copy() for name in self.net.outputs}
         log.info("Iteration %d, loss = %s", self.iter, _fmt(self.smoothed_loss))
-        self._log_outputs("Train", outputs, self._loss_weights(self.net))
+        self._log_outputs("Train", outputs, self.net.loss_weights)
         log.info("Iteration %d, lr = %s", self.iter, _fmt(rate))
         self._emit({"event": "train", "iter": self.iter, "loss": loss,
                     "smoothed_loss": self.smoothed_loss, "lr": rate,
@@ -514,7 +510,7 @@ class Solver:
         if self.param.test_compute_loss:
             event["loss"] = loss / batches
             log.info("Test loss: %s", _fmt(event["loss"]))
-        self._log_outputs("Test", means, self._loss_weights(net))
+        self._log_outputs("Test", means, net.loss_weights)
         self._emit(event)
         return means
 
@@ -579,11 +575,10 @@ class Solver:
         nets = []
         for net in self._nets():
             layers = {}
-            for entry in net.entries:
-                layer = entry.layer
-                layers[entry.param.name] = {"rng": layer.rng.bit_generator.state}
+            for name, layer in net.layers.items():
+                layers[name] = {"rng": layer.rng.bit_generator.state}
                 if (state := layer.get_state()) is not None:
-                    layers[entry.param.name]["data"] = state
+                    layers[name]["data"] = state
             nets.append(layers)
         return {"nets": nets}
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from layerforge import config
 from layerforge.data import DatasetError
 from layerforge.data.store import count_records, datums, read_lmdb, write_lmdb
 
@@ -143,7 +144,7 @@ def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, cla
             raise DatasetError(f"MNIST classes are the digits 0-9, got {classes or 'none'}")
     elif all(count_records(targets[s]) == SPLITS[s][2] for s in SPLITS):
         return targets["train"], targets["test"]
-    idx_dir = idx_dir or os.environ.get("LAYERFORGE_MNIST") or download_mnist(out_dir / "raw", mirrors)
+    idx_dir = idx_dir or config.mnist_folder() or download_mnist(out_dir / "raw", mirrors)
     splits = load_mnist(idx_dir)  # everything is verified before any LMDB is touched
     show = sys.stderr.isatty() if progress is None else progress
     for split, (images, labels) in splits.items():

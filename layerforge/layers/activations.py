@@ -25,6 +25,7 @@ class _Neuron(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     allow_in_place = True
+    batch_independent = True
 
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
@@ -200,6 +201,8 @@ class DropoutLayer(_Neuron):
 
     TEST and RUN: identity. The mask is drawn from self.rng, so a seeded net drops the same values.
     """
+
+    batch_independent = False   # the mask of one item depends on the items drawn before it
 
     def setup(self, bottom, top):
         self.ratio = self.param.dropout_param.dropout_ratio

@@ -45,7 +45,11 @@ class _ConvolutionBase(Layer):
 
     exact_num_bottom = 1
     exact_num_top = 1
+    batch_independent = True
     algorithm = "im2col"   # or "im2row" (column matrix (N*P, K)), "winograd" or "direct" (none)
+
+    def batch_independent_for(self, bottom):
+        return self.axis > 0       # axis 0 would fold the items into one
 
     def _pair(self, name, values, h_name, w_name, default):
         """Caffe's rule: `name` once or once per spatial axis, or name_h and name_w, not both."""

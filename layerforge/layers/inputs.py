@@ -24,6 +24,7 @@ class InputLayer(Layer):
     exact_num_bottom = 0
     min_top = 1
     has_backward = False
+    is_input = True
 
     def setup(self, bottom, top):
         shapes = _one_or_per_top(self, self.param.input_param.shape, top, "input_param.shape")
@@ -32,8 +33,8 @@ class InputLayer(Layer):
                 raise self.error(f"input_param.shape {list(shape.dim)} has a negative dimension")
             blob.reshape(shape.dim)
 
-    def prepare(self, index, value):
-        """The array to store in top `index` when the caller feeds `value` to it."""
+    def prepare_input(self, index, value):
+        """Fed arrays for the first top go through transform_param, if there is one."""
         if index != 0 or not self.param.HasField("transform_param"):
             return value
         from layerforge.data import DatasetError

@@ -23,6 +23,7 @@ class Pooling(Layer):
     exact_num_bottom = 1
     min_top = 1
     max_top = 2
+    batch_independent = True
 
     def _pair(self, name, prefix, default):
         """`name`, or prefix_h and prefix_w (both), not both forms."""

@@ -10,7 +10,7 @@ import subprocess
 from google.protobuf.descriptor import FieldDescriptor
 
 from layerforge import io
-from layerforge.net import filter_net, phase_value, upgrade_legacy_inputs
+from layerforge.netparam import filter_net, phase_value, upgrade_legacy_inputs
 from layerforge.proto import layerforge_pb2 as pb
 
 
