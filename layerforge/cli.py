@@ -158,13 +158,16 @@ def _train_arguments(p):
                    help="JSON-lines log path (default: <snapshot_prefix>_log.jsonl; "
                         "appended to when resuming)")
     p.add_argument("--quiet", action="store_true", help="no log lines, only warnings and results")
+    p.add_argument("--no-progress", action="store_true",
+                   help="log lines instead of the progress bar on a terminal")
     _gpu_option(p)
 
 
 @command("train", _train_arguments, help="train a net with a solver prototxt", description=(
     "Build the solver and train until max_iter (or early stopping / Ctrl-C, which snapshots). "
-    "On a terminal a progress bar shows iterations, loss and the last test output; otherwise "
-    "Caffe-style log lines go to stderr. A JSON-lines log of every train/test/snapshot event "
+    "On a terminal a progress bar shows iterations, loss and the last test output (warnings "
+    "still print above it); otherwise, or with --no-progress, Caffe-style log lines go to "
+    "stderr. A JSON-lines log of every train/test/snapshot event "
     "is always written (for `layerforge plot`). The final test outputs are printed at the end."))
 def cmd_train(args):
     from layerforge.solver import get_solver
@@ -183,7 +186,7 @@ def cmd_train(args):
                "resume": args.snapshot, "max_iter": solver.param.max_iter})
         solver.callbacks += [jsonl, remember_tests]
         log.info("Writing the JSON-lines training log to %s", log_path)
-        if _show_progress():
+        if _show_progress() and not args.no_progress:
             _solve_with_progress_bar(solver, args.snapshot)
         else:
             solver.solve(resume=args.snapshot)
@@ -204,11 +207,14 @@ def _show_progress():
 
 
 def _solve_with_progress_bar(solver, resume):
-    """Solve with a tqdm bar (iterations, smoothed loss, last test output); log lines are
-    printed above the bar instead of through it."""
+    """Solve with a tqdm bar (iterations, smoothed loss, last test output) in place of the
+    info log lines; warnings print above the bar. A resumed run's bar starts at the restored
+    iteration, so its rate and ETA count only the iterations run now."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    if resume is not None:
+        solver.restore(resume)
     bar = tqdm(total=solver.param.max_iter, initial=solver.iter, unit="iter",
                dynamic_ncols=True, file=sys.stderr)
     postfix = {}
@@ -227,9 +233,14 @@ def _solve_with_progress_bar(solver, resume):
         bar.set_postfix(postfix)
 
     solver.callbacks.append(update)
-    with logging_redirect_tqdm(loggers=[log]), bar:
-        solver.solve(resume=resume)
-        bar.update(max(0, solver.iter - bar.n))
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        with logging_redirect_tqdm(loggers=[log]), bar:
+            solver.solve()
+            bar.update(max(0, solver.iter - bar.n))
+    finally:
+        log.setLevel(level)
 
 
 def _headline(outputs):
