@@ -505,6 +505,28 @@ def cmd_centroids(args):
     return 0
 
 
+def _examples_arguments(p):
+    p.add_argument("dir", metavar="DIR", help="folder to copy them into (created if missing)")
+    p.add_argument("--force", action="store_true", help="overwrite example files that exist in DIR")
+
+
+@command("examples", _examples_arguments, help="copy the example nets and solvers into a folder",
+         description=(
+    "Copy the example nets (DIR/prototxt) and solvers (DIR/solvers) shipped with layerforge. "
+    "Their paths (prototxt/..., data/mnist/..., runs/...) are relative to DIR; run them from "
+    "there, or from anywhere: a relative path that does not exist in the working directory is "
+    "looked up beside the file that names it, then in the folder above."))
+def cmd_examples(args):
+    from layerforge.tools.examples import copy_examples
+
+    written = copy_examples(args.dir, args.force)
+    print(f"Copied {len(written)} files to {args.dir}: "
+          f"{', '.join(str(p.relative_to(args.dir)) for p in written)}")
+    print(f"Next: cd {args.dir} && layerforge data mnist --out data/mnist && "
+          "layerforge train --solver solvers/mnist_siamese_solver.prototxt")
+    return 0
+
+
 group("data", "build LMDB datasets")
 
 

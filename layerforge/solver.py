@@ -21,7 +21,8 @@ Choices where Caffe is silent or unfriendly:
 - A missing `lr_policy` means "fixed". Rates are computed in float64.
 - `weights` (the argument, else the solver's `weights:` fields; comma-separated lists
   allowed, as Caffe) are loaded into the train net and every test net before sharing.
-- `snapshot_prefix` is relative to the current directory; its folder is created. Unset,
+- `snapshot_prefix` is relative to the current directory (or beside the solver file when its
+  first folder exists only there: io.read_solver); its folder is created. Unset,
   it is the solver file's path without extension; a prefix that is a directory (or ends
   with '/') gets the solver file's stem appended (Caffe's upgrade rule).
 - `test_interval > 0` without any `test_iter` is an error (Caffe silently never tests).
