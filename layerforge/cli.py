@@ -480,28 +480,155 @@ def cmd_oneshot(args):
 
 def _centroids_arguments(p):
     _encoder_arguments(p)
-    p.add_argument("--source", required=True, metavar="LMDB",
-                   help="LMDB of labelled Datum records, e.g. the training set")
+    images = p.add_mutually_exclusive_group(required=True)
+    images.add_argument("--source", metavar="LMDB", help="LMDB of labelled Datum records, e.g. the training set")
+    images.add_argument("--images", metavar="DIR",
+                        help="folder with one sub-folder of images per class; class k is the k-th "
+                             "sub-folder in sorted order, as `data images` labels them")
     p.add_argument("--out", metavar="W", help="output .caffemodel (default: overwrite --weights)")
-    p.add_argument("--classes", metavar="LIST", help="comma-separated labels to use (default: all)")
+    p.add_argument("--classes", metavar="LIST",
+                   help="comma-separated classes to use: labels, or folder names with --images "
+                        "(default: all)")
 
 
 @command("centroids", _centroids_arguments, help="set a net's Decode centroids to exact class means",
          description=(
-    "Encode every image of --source with the trained net (phase RUN, transformed as its Data "
-    "layer does in TEST) and set each Decode layer's centroids to the mean encoding of each "
+    "Encode every image of --source (or --images) with the trained net (phase RUN, transformed "
+    "as its Input or Data layer's transform_param says) and set each Decode layer's centroids to the mean encoding of each "
     "class, in place of the moving average learned during training. Writes the weights with "
     "these centroids to --out (default: over --weights)."))
 def cmd_centroids(args):
+    import numpy as np
+
     from layerforge.tools import centroids as tool, oneshot
 
     net, images, labels, transform = _encodable_images(args)
+    if args.images:   # folder names -> the labels `data images` gives them
+        folders = sorted(entry.name for entry in os.scandir(args.images) if entry.is_dir())
+        labels = np.array([folders.index(name) for name in labels])
     done = tool.set_class_centroids(
         net, lambda blob: oneshot.net_encoder(net, blob, transform=transform), images, labels)
     out = args.out or args.weights
     net.save(out)
     for name, counts in done.items():
         print(f"{name}: centroids of {sum(counts > 0)} classes from {int(counts.sum())} images -> {out}")
+    return 0
+
+
+# ---------------------------------------------------------------- a trained net on image files
+
+def _image_net_arguments(p, blob=True):
+    p.add_argument("--model", required=True, metavar="M", help="deploy net prototxt (phase RUN is used)")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    if blob:
+        p.add_argument("--blob", default="feat", metavar="BLOB", help="encoding blob (default: feat)")
+    p.add_argument("--scale", type=float, default=0.00390625, metavar="S",
+                   help="pixel scale when the net has no transform_param (default: 1/256)")
+
+
+_IMAGES_NOTE = ("Images are files or folders (searched recursively for PNG/JPEG), read grayscale "
+                "or RGB as the net's input 'data' has 1 or 3 channels, resized to its height × "
+                "width and preprocessed as the net's Input (else Data) layer transform_param says.")
+
+
+def _encode_arguments(p):
+    _image_net_arguments(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--out", required=True, metavar="F.npz|F.csv",
+                   help="output: .npz (arrays 'images' and 'encodings') or .csv (image, e0, e1, ...)")
+
+
+@command("encode", _encode_arguments, help="encode image files with a trained net",
+         description="Run the net on each image and save the rows of --blob. " + _IMAGES_NOTE)
+def cmd_encode(args):
+    from layerforge.tools.encode import ImageEncoder, check_output, save_encodings
+
+    check_output(args.out)
+    encoder = ImageEncoder(args.model, args.weights, scale=args.scale)
+    files, images = encoder.read(args.images)
+    encodings = encoder.encode(images, args.blob)
+    log.info("Encoded %d images, transformed %s", len(files), encoder.how)
+    print(f"Wrote {save_encodings(args.out, files, encodings)} ({len(files)} encodings of "
+          f"'{args.blob}', {encodings.shape[1]} values each)")
+    return 0
+
+
+def _classify_arguments(p):
+    _image_net_arguments(p, blob=False)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--labels", metavar="labels.txt",
+                   help="class names, one per line in label order (as `data images` writes; "
+                        "default: the class numbers)")
+    p.add_argument("--out", metavar="F.csv", help="also write every image's distance to every class")
+
+
+@command("classify", _classify_arguments, help="classify image files by their nearest class centroid",
+         description=(
+    "Run the net on each image and print the class whose centroid (the net's Decode layer, "
+    "e.g. after `layerforge centroids`) is nearest to its encoding, with the Euclidean "
+    "distance, and the runner-up. " + _IMAGES_NOTE))
+def cmd_classify(args):
+    import numpy as np
+
+    from layerforge.tools.encode import ImageEncoder, class_names
+
+    encoder = ImageEncoder(args.model, args.weights, scale=args.scale)
+    files, images = encoder.read(args.images)
+    top = encoder.decode_top()
+    distances = np.sqrt(encoder.encode(images, top))
+    known = distances[0] < np.sqrt(np.finfo(np.float32).max) / 2   # an unknown class is at FLT_MAX
+    if not known.any():
+        raise CommandError(f"{args.weights}: the Decode layer knows no class centroid yet; "
+                           f"run `layerforge centroids` first")
+    names = class_names(args.labels, distances.shape[1])
+    order = np.argsort(np.where(known, distances, np.inf), axis=1)
+    for file, row, (first, second) in zip(files, distances, order[:, :2]):
+        runner_up = f"; next {names[second]} at {row[second]:.4g}" if known[second] else ""
+        print(f"{file}: {names[first]} (distance {row[first]:.4g}{runner_up})")
+    if args.out:
+        import csv
+
+        with open(args.out, "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["image", "class"] + [f"d_{name}" for name in names])
+            writer.writerows([str(f), names[o[0]], *(f"{d:.6g}" if k else "" for d, k in zip(row, known))]
+                             for f, o, row in zip(files, order, distances))
+        print(f"Wrote {args.out}")
+    return 0
+
+
+def _verify_arguments(p):
+    _image_net_arguments(p)
+    p.add_argument("first", metavar="A", help="image file (or folder: every image of it)")
+    p.add_argument("second", metavar="B", help="image file (or folder: every image of it)")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="largest distance still called 'same' (default: half the smallest distance "
+                        "between two class centroids of the net's Decode layer)")
+
+
+@command("verify", _verify_arguments, help="same or different: compare two images' encodings",
+         description=(
+    "Encode A and B and print 'same' when the Euclidean distance between their encodings is at "
+    "most the threshold, else 'different', with the distance and the threshold. Folders "
+    "compare every image of A with every image of B. " + _IMAGES_NOTE))
+def cmd_verify(args):
+    import numpy as np
+
+    from layerforge.tools.encode import ImageEncoder
+
+    encoder = ImageEncoder(args.model, args.weights, scale=args.scale)
+    threshold, why = args.threshold, "given"
+    if threshold is None:
+        threshold, why = encoder.centroid_spacing() / 2, "half the smallest centroid distance"
+    files_a, images_a = encoder.read([args.first])
+    files_b, images_b = encoder.read([args.second])
+    a, b = encoder.encode(images_a, args.blob), encoder.encode(images_b, args.blob)
+    for file_a, row_a in zip(files_a, a):
+        for file_b, row_b in zip(files_b, b):
+            distance = float(np.sqrt(((row_a - row_b) ** 2).sum()))
+            verdict, sign = ("same", "<=") if distance <= threshold else ("different", ">")
+            print(f"{file_a} {file_b}: {verdict} (distance {distance:.4g} {sign} threshold "
+                  f"{threshold:.4g}, {why})")
     return 0
 
 
