@@ -632,6 +632,29 @@ def cmd_verify(args):
     return 0
 
 
+def _export_arguments(p):
+    p.add_argument("--onnx", action="store_true",
+                   help="write ONNX (opset 13; the only format, so also the default)")
+    p.add_argument("model", metavar="M", help="deploy net prototxt (phase RUN is exported)")
+    p.add_argument("weights", metavar="W", help=".caffemodel weights")
+    p.add_argument("out", metavar="OUT.onnx", help="output file")
+
+
+@command("export", _export_arguments, help="export a trained net to ONNX", description=(
+    "Write the net's RUN phase with its weights as an ONNX model (checked by onnx's checker): "
+    "inputs are the net's Input blobs, with its transform_param (mean, scale) applied as in "
+    "Net.forward, so raw pixels go in; outputs are the net's outputs; the batch size is free. "
+    "A layer with no ONNX mapping is an error naming it."))
+def cmd_export(args):
+    from layerforge.tools.export import export_net
+
+    model = export_net(args.model, args.weights, args.out)
+    graph = model.graph
+    print(f"Wrote {args.out} (ONNX opset {model.opset_import[0].version}, {len(graph.node)} nodes; "
+          f"inputs {', '.join(i.name for i in graph.input)}; outputs {', '.join(o.name for o in graph.output)})")
+    return 0
+
+
 def _examples_arguments(p):
     p.add_argument("dir", metavar="DIR", help="folder to copy them into (created if missing)")
     p.add_argument("--force", action="store_true", help="overwrite example files that exist in DIR")
