@@ -170,7 +170,7 @@ def _train_arguments(p):
     "stderr. A JSON-lines log of every train/test/snapshot event "
     "is always written (for `layerforge plot`). The final test outputs are printed at the end."))
 def cmd_train(args):
-    from layerforge.solver import get_solver
+    from layerforge.solvers import get_solver
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
@@ -330,14 +330,15 @@ def _draw_arguments(p):
     p.add_argument("out", metavar="OUT", help="output file: out.png, out.svg or out.dot")
     p.add_argument("--phase", choices=("ALL", "TRAIN", "TEST", "RUN"), default="ALL",
                    help="draw only this phase's layers (default: ALL layers)")
-    p.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR",
-                   help="graph direction (default: LR, left to right)")
+    p.add_argument("--rankdir", choices=("auto", "LR", "TB", "RL", "BT"), default="auto",
+                   help="graph direction (default: auto, top to bottom for a long net, left to "
+                        "right for a short one)")
 
 
 @command("draw", _draw_arguments, help="draw a net's graph", description=(
-    "Draw layers (boxes) and blobs (ellipses); parameters shared by name (tied weights) are "
-    "dashed blue edges. The output extension picks the format: .dot needs nothing, "
-    ".png/.svg/.pdf need Graphviz's `dot` program."))
+    "Draw layers (boxes) and blobs (ellipses) with pydot; parameters shared by name (tied "
+    "weights) are dashed blue edges. The output extension picks the format: .dot needs "
+    "nothing, .png/.svg/.pdf need Graphviz's `dot` program. Only OUT is written."))
 def cmd_draw(args):
     from layerforge.tools.draw import draw_net
 
@@ -677,7 +678,7 @@ def cmd_examples(args):
     return 0
 
 
-group("data", "build LMDB datasets")
+group("data", "build LMDB or LevelDB datasets")
 
 
 # ---------------------------------------------------------------- entry point
@@ -694,7 +695,7 @@ def _exit_status(err):
     if isinstance(err, (ConfigError, NetError, LayerError, UnknownLayerError, OSError)) or (
             isinstance(err, ValueError) and type(err).__module__.startswith("layerforge.")):
         return 2
-    solver = sys.modules.get("layerforge.solver")
+    solver = sys.modules.get("layerforge.solvers.base")
     if solver is not None and isinstance(err, solver.TrainingDiverged):
         return 1
     return None

@@ -129,13 +129,10 @@ def resolve_net_paths(net, folder):
 
 
 def read_net(path):
-    """NetParameter from a prototxt file; relative input paths resolved as find_beside does."""
-    net = parse_text(read_text_file(path), pb.NetParameter(), str(path))
-    if net.layers:
-        raise ConfigError(
-            f"{path}: this net uses Caffe's legacy V1 format (`layers {{ type: CONVOLUTION }}`). "
-            f"layerforge reads only the current format (`layer {{ type: \"Convolution\" }}`); convert the "
-            f"file with Caffe's tools/upgrade_net_proto_text first.")
+    """NetParameter from a prototxt file; Caffe's legacy V0/V1 formats are upgraded, and
+    relative input paths resolved as find_beside does."""
+    from layerforge.upgrade import upgrade_net
+    net = upgrade_net(parse_text(read_text_file(path), pb.NetParameter(), str(path)), str(path))
     return resolve_net_paths(net, os.path.dirname(os.path.abspath(path)))
 
 
@@ -224,13 +221,15 @@ def array_to_blobproto(array, proto=None):
 
 
 def blobproto_to_array(proto, where="blob"):
-    """numpy array of a BlobProto (shape or legacy num/channels/height/width)."""
+    """numpy array of a BlobProto (shape or legacy num/channels/height/width). A blob with
+    neither is an error, as in Caffe (which refuses to copy it into a shaped blob)."""
+    legacy = ("num", "channels", "height", "width")
     if proto.HasField("shape"):
         shape = tuple(proto.shape.dim)
-    elif proto.num or proto.channels or proto.height or proto.width:
-        shape = (proto.num, proto.channels, proto.height, proto.width)
+    elif any(proto.HasField(name) for name in legacy):
+        shape = tuple(getattr(proto, name) for name in legacy)
     else:
-        shape = (len(proto.double_data) or len(proto.data),)
+        raise ConfigError(f"{where}: the blob has no shape (neither `shape` nor num/channels/height/width)")
     if len(proto.double_data):
         values = np.array(proto.double_data, dtype=np.float64)
     else:
@@ -242,9 +241,10 @@ def blobproto_to_array(proto, where="blob"):
 
 
 def read_weights(path):
-    """NetParameter of a .caffemodel weights file (layers with name and blobs)."""
-    net = read_binary(path, pb.NetParameter())
+    """NetParameter of a .caffemodel weights file (layers with name and blobs); Caffe's
+    legacy V0/V1 weights are upgraded."""
+    from layerforge.upgrade import upgrade_net
+    net = upgrade_net(read_binary(path, pb.NetParameter()), str(path))
     if not net.layer:
-        raise ConfigError(f"{path}: holds no layers: not a layerforge/Caffe weights file, or one in "
-                          f"Caffe's legacy V1 format (upgrade it with Caffe's upgrade_net_proto_binary)")
+        raise ConfigError(f"{path}: holds no layers: not a layerforge or Caffe weights file")
     return net

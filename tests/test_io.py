@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from layerforge import io
+from layerforge.net import Net
 from layerforge.proto import layerforge_pb2 as pb
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
@@ -77,13 +78,6 @@ def test_bad_enum_value(tmp_path):
     path = tmp_path / "enum.prototxt"
     path.write_text('layer { name: "p" pooling_param { pool: MAXIMUM } }')
     with pytest.raises(io.ConfigError, match=r"enum\.prototxt:1:\d+: .*MAXIMUM"):
-        io.read_net(path)
-
-
-def test_v1_format_is_rejected_with_instructions(tmp_path):
-    path = tmp_path / "v1.prototxt"
-    path.write_text('name: "old"\nlayers {\n  name: "conv1"\n  type: CONVOLUTION\n}\n')
-    with pytest.raises(io.ConfigError, match=r"v1\.prototxt: .*legacy V1 format.*upgrade_net_proto_text"):
         io.read_net(path)
 
 
@@ -185,6 +179,25 @@ def test_legacy_v1_and_v0_layers_parse():
     assert conv.type == pb.V1LayerParameter.CONVOLUTION and list(conv.blobs_lr) == [1, 2]
     v0 = io.parse_text((CONFIGS / "bvlc_v0_net.prototxt").read_text(), pb.NetParameter())
     assert v0.layers[0].layer.type == "padding" and v0.layers[1].layer.kernelsize == 5
+
+
+def test_blob_without_shape_is_an_error_naming_the_layer(tmp_path):
+    net = pb.NetParameter(name="n")
+    layer = net.layer.add(name="ip", type="InnerProduct")
+    layer.blobs.add(data=[1.0, 2.0, 3.0])
+    path = tmp_path / "noshape.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    model = io.parse_text('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }'
+                          'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+                          'inner_product_param { num_output: 1 bias_term: false } }', pb.NetParameter())
+    with pytest.raises(io.ConfigError, match=r"noshape\.caffemodel: layer 'ip' blob 0: the blob has no shape"):
+        Net(model, pb.TEST).copy_from(path)
+
+
+def test_scalar_blob_with_an_empty_shape():
+    proto = pb.BlobProto(data=[4.0])
+    proto.shape.SetInParent()
+    assert io.blobproto_to_array(proto).shape == ()
 
 
 def test_atomic_write_gives_the_mode_the_umask_allows(tmp_path):

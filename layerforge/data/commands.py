@@ -1,10 +1,10 @@
-"""`layerforge data mnist|images`: build LMDB datasets."""
+"""`layerforge data mnist|images`: build LMDB (or, with --backend leveldb, LevelDB) datasets."""
 import re
 import sys
 
 from layerforge.cli import command
 from layerforge.data.idx import build_mnist_lmdbs
-from layerforge.data.store import build_image_lmdb
+from layerforge.data.store import BACKENDS, build_image_lmdb
 
 
 def _size(text):
@@ -33,12 +33,18 @@ def _mnist_arguments(p):
                    help="folder with the four IDX .gz files (default: $LAYERFORGE_MNIST, else download)")
     p.add_argument("--classes", type=_digits, metavar="LIST",
                    help="keep only these digits, e.g. 0,1,2,3,4 (default: all ten)")
+    _backend_option(p)
+
+
+def _backend_option(p):
+    p.add_argument("--backend", choices=BACKENDS, default="lmdb",
+                   help="database kind (default: lmdb); the folder names end in _lmdb or _leveldb")
 
 
 @command("data mnist", _mnist_arguments,
          help="MNIST IDX files -> DIR/mnist_train_lmdb, DIR/mnist_test_lmdb")
 def run_mnist(args):
-    train, test = build_mnist_lmdbs(args.out, args.idx_dir, classes=args.classes)
+    train, test = build_mnist_lmdbs(args.out, args.idx_dir, classes=args.classes, backend=args.backend)
     print(f"wrote {train} and {test}")
     return 0
 
@@ -49,12 +55,13 @@ def _images_arguments(p):
     p.add_argument("--resize", metavar="HxW", type=_size, help="resize every image to H×W")
     p.add_argument("--gray", action="store_true", help="store one grayscale channel")
     p.add_argument("--shuffle", action="store_true", help="store records in a seeded random order")
+    _backend_option(p)
 
 
 @command("data images", _images_arguments,
          help="ROOT/<class>/<image> -> DIR/images_lmdb and DIR/labels.txt")
 def run_images(args):
     path = build_image_lmdb(args.root, args.out, args.resize, args.gray, args.shuffle,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(), backend=args.backend)
     print(f"wrote {path} and {path.parent / 'labels.txt'}")
     return 0

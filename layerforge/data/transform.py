@@ -10,6 +10,7 @@ color_order is accepted and ignored: records are used in the channel order store
 import numpy as np
 
 from layerforge.data import DatasetError
+from layerforge.io import ConfigError, blobproto_to_array
 from layerforge.kernels.transform import rotate_bilinear
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -24,17 +25,27 @@ def load_mean_file(path):
         raise DatasetError(f"transform_param.mean_file {path!r}: cannot read it: {err}") from err
     except Exception as err:
         raise DatasetError(f"transform_param.mean_file {path!r}: not a binary BlobProto: {err}") from err
-    if blob.HasField("shape"):
-        shape = tuple(blob.shape.dim)
-    else:
-        shape = (blob.num, blob.channels, blob.height, blob.width)
-    values = np.asarray(blob.data if len(blob.data) else blob.double_data, np.float32)
-    if len(shape) == 4 and shape[0] == 1:
-        shape = shape[1:]
-    if len(shape) != 3 or values.size != np.prod(shape):
+    try:
+        mean = blobproto_to_array(blob, f"transform_param.mean_file {path!r}").astype(np.float32)
+    except ConfigError as err:
+        raise DatasetError(str(err)) from None
+    if mean.ndim == 4 and mean.shape[0] == 1:
+        mean = mean[0]
+    if mean.ndim != 3:
         raise DatasetError(f"transform_param.mean_file {path!r}: expected one C×H×W mean image, "
-                           f"got shape {shape} with {values.size} values")
-    return values.reshape(shape)
+                           f"got shape {mean.shape}")
+    return mean
+
+
+def with_legacy_fields(transform_param, legacy):
+    """transform_param, with the deprecated scale / mean_file / crop_size / mirror of a data
+    layer's own parameter (data_param, image_data_param, window_data_param) where it sets none."""
+    merged = pb.TransformationParameter()
+    merged.CopyFrom(transform_param)
+    for field in ("scale", "mean_file", "crop_size", "mirror"):
+        if legacy.HasField(field) and not merged.HasField(field):
+            setattr(merged, field, getattr(legacy, field))
+    return merged
 
 
 def _crop(images, oy, ox, height, width):

@@ -18,6 +18,9 @@ class ArgMaxLayer(Layer):
     has_backward = False
     batch_independent = True
 
+    def batch_independent_for(self, bottom):
+        return self.axis != 0       # along axis 0 the items compete
+
     def setup(self, bottom, top):
         param = self.param.argmax_param
         self.out_max_val, self.top_k = param.out_max_val, param.top_k

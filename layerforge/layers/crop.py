@@ -15,6 +15,10 @@ class CropLayer(Layer):
 
     exact_num_bottom = 2
     exact_num_top = 1
+    batch_independent = True
+
+    def batch_independent_for(self, bottom):
+        return self.axis > 0        # axis 0 crops the items themselves
 
     def setup(self, bottom, top):
         param = self.param.crop_param

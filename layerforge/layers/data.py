@@ -1,4 +1,4 @@
-"""Input layers: Data (LMDB of Datum records, with MyCaffe pairing) and MemoryData (numpy arrays)."""
+"""Input layers: Data (LMDB or LevelDB of Datum records, with MyCaffe pairing) and MemoryData (numpy arrays)."""
 import os
 import weakref
 
@@ -7,8 +7,8 @@ import numpy as np
 from layerforge.data import DatasetError
 from layerforge.data.pairing import PairSampler
 from layerforge.data.prefetch import BatchSource, Prefetcher
-from layerforge.data.store import read_lmdb
-from layerforge.data.transform import DataTransformer
+from layerforge.data.store import read_db
+from layerforge.data.transform import DataTransformer, with_legacy_fields
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -16,7 +16,8 @@ from layerforge.registry import register_layer
 
 @register_layer("Data")
 class DataLayer(Layer):
-    """Batches from an LMDB, loaded into memory at setup; tops: data and (optional) label.
+    """Batches from an LMDB or a LevelDB (data_param.backend; without it LEVELDB, Caffe's
+    default), loaded into memory at setup; tops: data and (optional) label.
 
     images_per_blob K stacks K images on the channel axis (N×K·C×H×W). The label top is
     N labels (K = 1), N×K labels (output_all_labels) or N similarities (1 = all K images
@@ -33,25 +34,20 @@ class DataLayer(Layer):
 
     def setup(self, bottom, top):
         dp = self.param.data_param
-        if dp.backend != pb.DataParameter.LMDB:
-            hint = ("MyCaffe's IMAGEDB is not available in layerforge"
-                    if dp.backend == pb.DataParameter.IMAGEDB else "LEVELDB is not supported")
-            raise self.error(f"data_param.backend {pb.DataParameter.DB.Name(dp.backend)}: {hint}; build an "
+        if dp.backend == pb.DataParameter.IMAGEDB:
+            raise self.error(f"data_param.backend IMAGEDB: MyCaffe's IMAGEDB is not available in layerforge; build an "
                              f"LMDB with `layerforge data mnist --out DIR` (or `layerforge data images`) "
                              f"and set data_param {{ source: \"DIR/mnist_train_lmdb\" backend: LMDB }}")
         if dp.batch_size < 1:
             raise self.error(f"data_param.batch_size must be at least 1, got {dp.batch_size}")
         if dp.images_per_blob < 1:
             raise self.error(f"data_param.images_per_blob must be at least 1, got {dp.images_per_blob}")
-        tp = pb.TransformationParameter()
-        tp.CopyFrom(self.param.transform_param)
-        for field in ("scale", "mean_file", "crop_size", "mirror"):  # Caffe's deprecated data_param copies
-            if dp.HasField(field) and not tp.HasField(field):
-                setattr(tp, field, getattr(dp, field))
+        tp = with_legacy_fields(self.param.transform_param, dp)
         shuffle = dp.shuffle or (dp.HasField("enable_random_selection") and dp.enable_random_selection)
         rng = np.random.default_rng(int(self.rng.integers(2 ** 63)))  # private: the thread draws from it
         try:
-            images, labels = read_lmdb(os.path.expanduser(dp.source))
+            backend = "leveldb" if dp.backend == pb.DataParameter.LEVELDB else "lmdb"
+            images, labels = read_db(os.path.expanduser(dp.source), backend)
             sampler = PairSampler(labels, dp.batch_size, dp.images_per_blob, dp.balance_matches,
                                   shuffle, dp.rand_skip, rng)
             transformer = DataTransformer(tp, self.phase, images.shape[1:])

@@ -17,6 +17,10 @@ class ReductionLayer(Layer):
 
     exact_num_bottom = 1
     exact_num_top = 1
+    batch_independent = True
+
+    def batch_independent_for(self, bottom):
+        return self.param.reduction_param.axis % max(bottom[0].num_axes, 1) > 0  # axis 0 sums the items
 
     def setup(self, bottom, top):
         param = self.param.reduction_param

@@ -11,6 +11,10 @@ class TileLayer(Layer):
 
     exact_num_bottom = 1
     exact_num_top = 1
+    batch_independent = True
+
+    def batch_independent_for(self, bottom):
+        return self.param.tile_param.axis % max(bottom[0].num_axes, 1) > 0  # axis 0 repeats the batch
 
     def setup(self, bottom, top):
         param = self.param.tile_param

@@ -71,8 +71,8 @@ def test_missing_files_are_one_line_errors(tmp_path, capsys):
 
 
 def test_train_with_a_missing_solver_is_a_one_line_error(tmp_path, capsys):
-    if importlib.util.find_spec("layerforge.solver") is None:
-        pytest.skip("layerforge.solver (the solver helper's module) does not exist yet")
+    if importlib.util.find_spec("layerforge.solvers") is None:
+        pytest.skip("layerforge.solvers (the solver helper's module) does not exist yet")
     err = _one_line_error(capsys, ["train", "--solver", str(tmp_path / "nope.prototxt")])
     assert "nope.prototxt" in err
 

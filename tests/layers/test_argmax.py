@@ -76,3 +76,9 @@ def test_no_backward():
 def test_errors(shape, options, message):
     with pytest.raises(LayerError, match=message):
         forward(text(options), [np.zeros(shape)])
+
+
+@pytest.mark.parametrize("options, independent", [("", True), ("axis: 1", True), ("axis: 0", False)])
+def test_batch_independence(options, independent):
+    layer, bottom, _ = make_layer(text(options), [np.zeros((2, 3))])
+    assert layer.batch_independent_for(bottom) is independent

@@ -166,7 +166,7 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "h" bottom: "t" top: "loss" }
 def test_solver_never_updates_the_statistics(specs):
     """Only InnerProduct's two blobs are learnable; a solver step changes the statistics only by
     the forward pass's running average, and the test net reads the train net's statistics."""
-    from layerforge.solver import get_solver
+    from layerforge.solvers import get_solver
 
     solver_param = pb.SolverParameter(base_lr=0.5, lr_policy="fixed", max_iter=1, display=0,
                                       weight_decay=0.1, momentum=0.9)

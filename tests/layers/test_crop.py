@@ -53,3 +53,9 @@ def test_errors(options, shape1, message):
     x, ref = blobs(shape1=shape1)
     with pytest.raises(LayerError, match=message):
         forward(text(options), [x, ref])
+
+
+@pytest.mark.parametrize("options, independent", [("", True), ("axis: 1", True), ("axis: 0", False)])
+def test_batch_independence(options, independent):
+    layer, bottom, _ = make_layer(text(options), list(blobs()))
+    assert layer.batch_independent_for(bottom) is independent

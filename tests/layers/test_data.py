@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from layerforge.data.prefetch import Prefetcher
-from layerforge.data.store import datums, write_lmdb
+from layerforge.data.store import datums, write_leveldb, write_lmdb
 from layerforge.layer import LayerError
 from layerforge.testing import make_layer
 
@@ -181,7 +181,6 @@ def test_label_top_is_optional(dataset):
 @pytest.mark.parametrize("options, message", [
     ("batch_size: 2 backend: IMAGEDB", r"backend IMAGEDB: MyCaffe's IMAGEDB is not available.*"
                                        r"layerforge data mnist --out DIR.*backend: LMDB"),
-    ("batch_size: 2 backend: LEVELDB", "backend LEVELDB: LEVELDB is not supported"),
     ("batch_size: 0", "batch_size must be at least 1, got 0"),
     ("batch_size: 2 images_per_blob: 0", "images_per_blob must be at least 1, got 0"),
 ])
@@ -202,3 +201,22 @@ def test_source_errors(tmp_path):
         data_layer(str(path), "batch_size: 2")
     with pytest.raises(LayerError, match="crop_size 6 is larger than the 4x4 images"):
         data_layer(str(write_lmdb(tmp_path / "ok", records[:2])), "batch_size: 2", "crop_size: 6")
+
+
+@pytest.mark.parametrize("backend", ["backend: LEVELDB", ""])
+def test_leveldb_backend_and_caffes_default(dataset, tmp_path, backend):
+    """A missing backend is LEVELDB, Caffe's default."""
+    _, images, labels = dataset
+    path = write_leveldb(tmp_path / "db", datums(images, labels))
+    text = f'name: "d" type: "Data" top: "data" top: "label" data_param {{ source: "{path}" batch_size: 5 {backend} }}'
+    layer, _, top = make_layer(text, [], "TRAIN", 0, np.float32, 2)
+    (data, label), = run(layer, top, 1)
+    np.testing.assert_array_equal(data, images[:5])
+    np.testing.assert_array_equal(label, labels[:5])
+    layer.close()
+
+
+def test_lmdb_source_without_backend_says_to_set_it(dataset):
+    text = f'name: "d" type: "Data" top: "data" data_param {{ source: "{dataset[0]}" batch_size: 5 }}'
+    with pytest.raises(LayerError, match=r"no LevelDB there .*it is an LMDB: set backend: LMDB"):
+        make_layer(text, [], "TRAIN", 0, np.float32, 1)

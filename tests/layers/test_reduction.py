@@ -40,3 +40,9 @@ def test_asum_gradient_is_zero_at_zero():
 def test_bad_axis():
     with pytest.raises(LayerError, match="reduction_param.axis: axis 5 is out of range"):
         forward(text("SUM", 5), [np.zeros((2, 3))])
+
+
+@pytest.mark.parametrize("axis, independent", [(None, False), (1, True), (-1, True), (-2, False)])
+def test_batch_independence(axis, independent):
+    layer, bottom, _ = make_layer(text("SUM", axis), [np.zeros((2, 3))])
+    assert layer.batch_independent_for(bottom) is independent

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from layerforge.testing import check_gradient, forward
+from layerforge.testing import check_gradient, forward, make_layer
 
 
 def text(options):
@@ -36,3 +36,9 @@ def test_trailing_block_is_copied_whole():
 def test_errors(options, message):
     with pytest.raises(LayerError, match=message):
         forward(text(options), [np.zeros((2, 3))])
+
+
+@pytest.mark.parametrize("axis, independent", [(1, True), (-1, True), (0, False)])
+def test_batch_independence(axis, independent):
+    layer, bottom, _ = make_layer(text(f"axis: {axis} tiles: 2"), [np.zeros((2, 3))])
+    assert layer.batch_independent_for(bottom) is independent
