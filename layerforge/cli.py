@@ -60,7 +60,8 @@ def group(name, help):
 
 
 # Caffe's tool (gflags) spells its flags with one dash: `-solver S`; main() reads them as `--solver`.
-CAFFE_FLAGS = ("solver", "model", "weights", "snapshot", "iterations", "phase", "gpu")
+CAFFE_FLAGS = ("solver", "model", "weights", "snapshot", "iterations", "phase", "gpu",
+               "gray", "shuffle", "encoded", "encode_type", "resize_height", "resize_width", "backend")
 
 
 def _caffe_spellings(argv):
@@ -653,6 +654,52 @@ def cmd_export(args):
     graph = model.graph
     print(f"Wrote {args.out} (ONNX opset {model.opset_import[0].version}, {len(graph.node)} nodes; "
           f"inputs {', '.join(i.name for i in graph.input)}; outputs {', '.join(o.name for o in graph.output)})")
+    return 0
+
+
+def _extract_arguments(p):
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt (with its data layer)")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    p.add_argument("--blobs", required=True, metavar="LIST", help="comma-separated blob names, e.g. feat,ip1")
+    p.add_argument("--out", required=True, metavar="F.npz|DB[,DB...]",
+                   help="a .npz (one array per blob, plus 'label' when the net has that blob), "
+                        "or one database folder per blob")
+    p.add_argument("--iterations", type=at_least(1), default=1, metavar="N",
+                   help="number of batches (default: 1)")
+    p.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
+                   help="net phase (default: TEST)")
+    p.add_argument("--backend", choices=("lmdb", "leveldb"), default="lmdb",
+                   help="database kind for database outputs (default: lmdb)")
+
+
+@command("extract_features", _extract_arguments, help="Caffe's extract_features: save blobs' values",
+         description=(
+    "Run N forward passes and save the values of the named blobs: to a .npz, or, as Caffe's "
+    "tool does, to one database per blob holding one Datum per item (float_data, shaped "
+    "C×H×W; an N×D blob gives D×1×1)."))
+def cmd_extract_features(args):
+    import numpy as np
+
+    from layerforge.data.store import write_db
+    from layerforge.net import Net
+    from layerforge.tools.features import extract_features, feature_datums
+
+    blobs = args.blobs.split(",")
+    outs = args.out.split(",")
+    to_npz = len(outs) == 1 and outs[0].endswith(".npz")
+    if not to_npz and len(outs) != len(blobs):
+        raise CommandError(f"--out names {len(outs)} databases for {len(blobs)} blobs; give one per "
+                           f"blob, or one .npz")
+    net = Net(args.model, args.phase, weights=args.weights)
+    labels = "label" if to_npz and "label" in net.blobs and "label" not in blobs else None
+    features = extract_features(net, blobs + ([labels] if labels else []), args.iterations)
+    if to_npz:
+        np.savez(outs[0], **features)
+        print(f"Wrote {outs[0]} ({', '.join(f'{k} {v.shape}' for k, v in features.items())})")
+        return 0
+    for blob, out in zip(blobs, outs):
+        write_db(out, feature_datums(features[blob]), args.backend)
+        print(f"Wrote {out} ({len(features[blob])} items of '{blob}')")
     return 0
 
 
