@@ -183,8 +183,8 @@ def cmd_train(args):
             finals[event.get("net", 0)] = (event.get("iter"), event.get("outputs", {}))
 
     with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
-        jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
-               "resume": args.snapshot, "max_iter": solver.param.max_iter})
+        jsonl({"event": "start", "solver": os.fspath(args.solver), "net": solver.net.name,
+               "weights": args.weights, "resume": args.snapshot, "max_iter": solver.param.max_iter})
         solver.callbacks += [jsonl, remember_tests]
         log.info("Writing the JSON-lines training log to %s", log_path)
         if _show_progress() and not args.no_progress:
@@ -375,25 +375,49 @@ def _embed_arguments(p):
                    help="batches to collect (default: 10)")
     p.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
                    help="net phase (default: TEST)")
+    p.add_argument("--images", metavar="DIR",
+                   help="encode this folder's images instead (one sub-folder per class; the net "
+                        "runs in phase RUN and its Input takes them, preprocessed as it says)")
     p.add_argument("--out", default="embed.png", metavar="PNG", help="output PNG (default: embed.png)")
 
 
-@command("embed", _embed_arguments, help="scatter-plot a net's 2-D encodings by class", description=(
+@command("embed", _embed_arguments, help="scatter-plot a net's encodings by class", description=(
     "Run the net, collect the encodings in --blob and their labels, and scatter them coloured "
-    "by class to a PNG (only the first 2 dimensions when there are more)."))
+    "by class to a PNG, with the class centroids of a Decode layer reading --blob marked. "
+    "Encodings wider than 2 are projected on their first two principal components (PCA; the "
+    "title says so). The encodings come from the net's own data layer (--phase TEST), or from "
+    "the images of --images; a net whose inputs nobody feeds (phase RUN without --images) is "
+    "refused rather than plotting the encoding of zeros."))
 def cmd_embed(args):
-    from layerforge.net import Net
-    from layerforge.tools.embed import collect_encodings, plot_embedding
+    import numpy as np
 
-    net = Net(args.model, args.phase, weights=args.weights)
+    from layerforge.net import Net
+    from layerforge.tools.embed import collect_encodings, decode_centroids, plot_embedding
+
     label_blob = args.label_blob
-    if label_blob is None and "label" in net.blobs:
-        label_blob = "label"
-    encodings, labels = collect_encodings(net, args.blob, label_blob, args.iterations)
+    if args.images:
+        from layerforge.tools.encode import ImageEncoder
+
+        encoder = ImageEncoder(args.model, args.weights)
+        files, images = encoder.read([args.images])
+        encodings, net = encoder.encode(images, args.blob), encoder.net
+        folders = [f.relative_to(args.images).parts[0] for f in files]
+        names = sorted(set(folders))
+        labels, label_blob = np.array([names.index(f) for f in folders]), f"folders of {args.images}"
+    else:
+        net = Net(args.model, args.phase, weights=args.weights)
+        if net.inputs:
+            raise CommandError(f"{args.model}: in phase {args.phase} the net reads its Input blobs "
+                               f"({', '.join(net.inputs)}), which nothing feeds here; use --phase TEST "
+                               f"(its Data layer) or --images DIR")
+        if label_blob is None and "label" in net.blobs:
+            label_blob = "label"
+        encodings, labels = collect_encodings(net, args.blob, label_blob, args.iterations)
     if labels is None:
         log.warning("No label blob: the points are not coloured by class; pass --label-blob "
                     "with the data layer's label top (e.g. sim)")
-    note = plot_embedding(encodings, labels, args.out, f"'{args.blob}'")
+    note = plot_embedding(encodings, labels, args.out, f"'{args.blob}' of {net.name or args.model}",
+                          decode_centroids(net, args.blob))
     if note:
         print(f"Note: '{args.blob}' is {note}")
     print(f"Wrote {args.out} ({len(encodings)} encodings of '{args.blob}'"
