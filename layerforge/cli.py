@@ -525,8 +525,9 @@ def _oneshot_arguments(p):
     "alphabet, as Lake draws them) or from Lake's run folders (--runs); Omniglot images are read "
     "as `layerforge data omniglot` reads them, resized to the net's input. Prints the accuracy "
     "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
-    "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
-    "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat."))
+    "blob 'data' takes the images, transformed as its Input layer's transform_param says (else "
+    "as its Data layer's does in TEST, else scaled by --scale); every image is encoded once. "
+    "Seeded, so runs repeat."))
 def cmd_oneshot(args):
     import numpy as np
 

@@ -4,7 +4,6 @@ import pathlib
 import re
 
 import numpy as np
-import pytest
 
 from layerforge import registry
 from layerforge.net import Net
