@@ -1,4 +1,4 @@
-"""Convolution and Deconvolution (transposed convolution) over 2-D images, as in Caffe.
+"""Convolution (and the `ConvolutionBase` Deconvolution shares) over 2-D images, as in Caffe.
 
 Both run on im2col + one BLAS GEMM per group over the whole batch (see kernels/im2col.py),
 split across Numba's threads by kernels/blas.py; the column matrix of the forward pass is kept
@@ -35,7 +35,7 @@ _WINOGRAD_TILE = 4      # output tile side m of F(m x m, r x r)
 _WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <= 8 points)
 
 
-class _ConvolutionBase(Layer):
+class ConvolutionBase(Layer):
     """Parameter parsing, blobs and buffers shared by Convolution and Deconvolution.
 
     The "image side" of im2col is the bottom for Convolution and the top for
@@ -189,7 +189,7 @@ class _ConvolutionBase(Layer):
 
 
 @register_layer("Convolution")
-class Convolution(_ConvolutionBase):
+class ConvolutionLayer(ConvolutionBase):
     """top = weight * bottom (+ bias); weight (num_output, C/group, kh, kw)."""
 
     def _conv_channels(self):
@@ -357,38 +357,3 @@ class Convolution(_ConvolutionBase):
             blas.matmul(self.rows.T, weight_last, self.col_diff)
             row2im(self.col_diff, *self._geometry(), self.images_last)
             np.copyto(self._image_view(bottom[0].diff), self.images_last.transpose(0, 3, 1, 2))
-
-
-@register_layer("Deconvolution")
-class Deconvolution(_ConvolutionBase):
-    """Transposed convolution: the data gradient of a Convolution whose weight is
-    (C, num_output/group, kh, kw), Caffe's Deconvolution layout."""
-
-    def _conv_channels(self):
-        return self.num_output, self.channels
-
-    def _image_is_bottom(self):
-        return False
-
-    def _output_size(self, in_h, in_w):
-        kh, kw, sh, sw, ph, pw, dh, dw = self._geometry()
-        return (sh * (in_h - 1) + dh * (kh - 1) + 1 - 2 * ph,
-                sw * (in_w - 1) + dw * (kw - 1) + 1 - 2 * pw)
-
-    def forward(self, bottom, top):
-        batch_to_rows(bottom[0].data.reshape(self.num, self.channels, -1), self.rows)
-        self._conv_cols(self.rows, self.col)
-        images = self._image_view(top[0].data)
-        col2im(self.col, *self._geometry(), images)
-        if len(self.blobs) > 1:
-            images += self.blobs[1].data.reshape(-1, 1, 1)
-
-    def backward(self, top, propagate_down, bottom):
-        images_diff = self._image_view(top[0].diff)
-        if len(self.blobs) > 1:
-            add_bias_grad(images_diff.reshape(self.num, self.num_output, -1), self.blobs[1].diff)
-        im2col(images_diff, *self._geometry(), self.col_diff)
-        self._weight_grad(self.col_diff, self.rows)
-        if propagate_down[0]:
-            self._conv_rows(self.col_diff, self.rows)
-            rows_to_batch(self.rows, self.zero_bias, bottom[0].diff.reshape(self.num, self.channels, -1))
