@@ -16,11 +16,12 @@ import numpy as np
 from layerforge import config, io
 from layerforge.blob import Blob
 from layerforge.kernels.threads import blas_on_one_thread
-from layerforge.netparam import (PHASE_NAMES, NetError, filter_net, insert_splits, phase_value,
-                                 upgrade_legacy_inputs)
+from layerforge.netparam import PHASE_NAMES, NetError, filter_net, insert_splits, phase_value
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
 from layerforge.twins import plan_twins
+from layerforge.upgrade import upgrade_net
+
 
 def _loss_weights(layer_param, layer):
     weights = list(layer_param.loss_weight)
@@ -70,7 +71,7 @@ class Net:
         self.name = param.name
         self.dtype = np.dtype(dtype)
         self.seed = seed
-        filtered = filter_net(upgrade_legacy_inputs(param), state)
+        filtered = filter_net(upgrade_net(param, self.source), state)
         self.param = insert_splits(filtered)
         # Layers the net inserted itself (splits) are not saved with the weights.
         self._inserted = {layer.name for layer in self.param.layer} - {layer.name for layer in filtered.layer}

@@ -49,8 +49,8 @@ class AccuracyEncodingLayer(ClassCentroids):
         else:
             top[0].data[...] = 0
         if self.phase == pb.TRAIN and n:
-            labels = self._learnable_labels(labels)
+            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(labels))
             self._grow(int(labels.max()) + 1)
             no_cache = np.zeros((0, 0, self.dim), x.dtype)
-            distance.accumulate_classes(x, labels, self.blobs[0].data, self.blobs[1].data, no_cache,
-                                        n * self.param.decode_param.cache_size)
+            distance.accumulate_classes(seen, labels, self.blobs[0].data, self.blobs[1].data, no_cache,
+                                        len(seen) * self.param.decode_param.cache_size)

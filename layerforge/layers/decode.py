@@ -1,6 +1,7 @@
 """Decode: classify encodings by their nearest class centroid; `ClassCentroids` is its base."""
 import numpy as np
 
+from layerforge import distributed
 from layerforge.blob import Blob
 from layerforge.kernels import distance
 from layerforge.layer import Layer
@@ -36,6 +37,13 @@ class ClassCentroids(Layer):
         if len(bottom) < 2:
             return None
         return bottom[1].data.reshape(bottom[1].shape[0], -1)[:, 0].astype(np.int64)
+
+    @staticmethod
+    def _batch_of_all_ranks(x, labels):
+        """In a data-parallel run, every rank learns from the encodings of all ranks, in rank
+        order, so the class state stays the same on every rank and equals one process's."""
+        world = distributed.active()
+        return (x, labels) if world is None else world.gather_rows(x, labels)
 
     def _ignored(self, labels):
         """Which labels are ignore labels (np.isin is slow, and most nets have none)."""
@@ -147,7 +155,8 @@ class DecodeLayer(ClassCentroids):
         n = bottom[0].shape[0]
         x = bottom[0].data.reshape(n, self.dim)
         if self._learning(bottom) and n:
-            self._learn(x, self._learnable_labels(self._labels(bottom)), n * p.cache_size)
+            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(self._labels(bottom)))
+            self._learn(seen, labels, len(seen) * p.cache_size)
         if self.phase == pb.TRAIN:
             self.blobs[3].data[0] += 1
         counts, ready = self.blobs[1].data, self.blobs[2].data

@@ -1,6 +1,6 @@
 """Deconvolution: the transpose of Convolution (its backward as forward), on the same im2col kernels."""
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
-from layerforge.kernels.im2col import col2im, im2col
+from layerforge.kernels.im2col import col2im, col2im_nd, im2col, im2col_nd
 from layerforge.layers.convolution import ConvolutionBase
 from layerforge.registry import register_layer
 
@@ -8,7 +8,7 @@ from layerforge.registry import register_layer
 @register_layer("Deconvolution")
 class DeconvolutionLayer(ConvolutionBase):
     """Transposed convolution: the data gradient of a Convolution whose weight is
-    (C, num_output/group, kh, kw), Caffe's Deconvolution layout."""
+    (C, num_output/group, *kernel), Caffe's Deconvolution layout."""
 
     def _conv_channels(self):
         return self.num_output, self.channels
@@ -16,25 +16,35 @@ class DeconvolutionLayer(ConvolutionBase):
     def _image_is_bottom(self):
         return False
 
-    def _output_size(self, in_h, in_w):
-        kh, kw, sh, sw, ph, pw, dh, dw = self._geometry()
-        return (sh * (in_h - 1) + dh * (kh - 1) + 1 - 2 * ph,
-                sw * (in_w - 1) + dw * (kw - 1) + 1 - 2 * pw)
+    @staticmethod
+    def _axis_output_size(size, kernel, stride, pad, dilation):
+        return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
 
-    def forward(self, bottom, top):
-        batch_to_rows(bottom[0].data.reshape(self.num, self.channels, -1), self.rows)
+    def _prepare(self, bottom):
+        """The rows that forward derives from one bottom and backward reuses."""
+        batch_to_rows(bottom.data.reshape(self.num, self.channels, -1), self.rows)
+
+    def _forward(self, bottom, top):
+        """One bottom/top pair (Blobs)."""
+        self._prepare(bottom)
         self._conv_cols(self.rows, self.col)
-        images = self._image_view(top[0].data)
-        col2im(self.col, *self._geometry(), images)
+        if self.nd:
+            col2im_nd(self.col, self.image_shape, *self.nd_geometry, self._flat_view(top.data))
+        else:
+            col2im(self.col, *self._geometry(), self._image_view(top.data))
         if len(self.blobs) > 1:
-            images += self.blobs[1].data.reshape(-1, 1, 1)
+            self._flat_view(top.data)[...] += self.blobs[1].data.reshape(-1, 1)
 
-    def backward(self, top, propagate_down, bottom):
-        images_diff = self._image_view(top[0].diff)
+    def _backward(self, top, propagate_down, bottom):
+        """One bottom/top pair (Blobs), after `_prepare(bottom)`."""
+        images_diff = self._flat_view(top.diff)
         if len(self.blobs) > 1:
-            add_bias_grad(images_diff.reshape(self.num, self.num_output, -1), self.blobs[1].diff)
-        im2col(images_diff, *self._geometry(), self.col_diff)
+            add_bias_grad(images_diff, self.blobs[1].diff)
+        if self.nd:
+            im2col_nd(images_diff, self.image_shape, *self.nd_geometry, self.col_diff)
+        else:
+            im2col(self._image_view(top.diff), *self._geometry(), self.col_diff)
         self._weight_grad(self.col_diff, self.rows)
-        if propagate_down[0]:
+        if propagate_down:
             self._conv_rows(self.col_diff, self.rows)
-            rows_to_batch(self.rows, self.zero_bias, bottom[0].diff.reshape(self.num, self.channels, -1))
+            rows_to_batch(self.rows, self.zero_bias, bottom.diff.reshape(self.num, self.channels, -1))

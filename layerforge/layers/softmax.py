@@ -3,7 +3,10 @@ import numpy as np
 
 from layerforge.kernels.softmax import softmax_backward, softmax_forward
 from layerforge.layer import Layer
+from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
+
+NORMALIZATION = pb.LossParameter.NormalizationMode
 
 
 def class_view(layer, blob, axis):

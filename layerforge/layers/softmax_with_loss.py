@@ -4,12 +4,10 @@ import numpy as np
 from layerforge.blob import Blob
 from layerforge.kernels.softmax import softmax_backward, softmax_forward
 from layerforge.layer import Layer
-from layerforge.layers.softmax import check_label_count, class_view, read_labels
-from layerforge.proto import layerforge_pb2 as pb
+from layerforge.layers.softmax import NORMALIZATION, check_label_count, class_view, read_labels
 from layerforge.registry import register_layer
 
 FLT_MIN = np.finfo(np.float32).tiny  # Caffe clamps probabilities to FLT_MIN before the log
-NORMALIZATION = pb.LossParameter.NormalizationMode
 
 
 @register_layer("SoftmaxWithLoss")
