@@ -16,6 +16,9 @@ for the weight gradient. Convolution picks a faster algorithm where one applies
   runs of C values (~4x faster than im2col on 12x12 images);
 - "im2col" otherwise.
 Without dilation in all but the last two. `engine: CAFFE` keeps a layer on im2col/im2row + GEMM.
+
+The module is over 400 lines because the base's parameter parsing and buffers and the four
+algorithms' forward/backward share one set of geometry fields; their loops are in kernels/.
 """
 import math
 
