@@ -568,6 +568,25 @@ def cmd_centroids(args):
     return 0
 
 
+# ---------------------------------------------------------------- files
+
+def _upgrade_arguments(p):
+    p.add_argument("source", metavar="NET_OR_WEIGHTS", help="a net prototxt or a .caffemodel in Caffe's V0/V1 format")
+    p.add_argument("out", metavar="OUT", help="where to write the upgraded file (same format as the input)")
+
+
+@command("upgrade", _upgrade_arguments, help="upgrade a legacy V0/V1 net or weights file", description=(
+    "Caffe's upgrade_net_proto_text and upgrade_net_proto_binary: rewrite a V0/V1 net prototxt "
+    "(`layers { type: CONVOLUTION }`) or .caffemodel in the current format, as every command "
+    "does when it reads one. A .caffemodel is written binary, anything else as prototxt text."))
+def cmd_upgrade(args):
+    from layerforge.upgrade import upgrade_file
+
+    changed = upgrade_file(args.source, args.out)
+    print(f"Wrote {args.out}" + ("" if changed else f" ({args.source} was already in the current format)"))
+    return 0
+
+
 group("data", "build LMDB or LevelDB datasets")
 
 
