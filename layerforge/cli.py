@@ -1,5 +1,5 @@
 """The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
-embed, oneshot, centroids and data sub-commands. `python -m layerforge` is the same program.
+embed, oneshot, centroids, upgrade and data sub-commands. `python -m layerforge` is the same program.
 
 Each command is one small function registered with `@command(name, arguments, help=...)`, as
 Caffe's tool registers its actions: `arguments(parser)` declares its options and the function
