@@ -45,3 +45,14 @@ def test_net_builds_from_netspec_directly():
     out = net.forward(data=np.zeros((3, 1, 28, 28), np.float32))
     assert out["decode1"].shape[0] == 3
     assert net.params["feat"][0].shape == (2, 10)
+
+
+def test_readme_netspec_snippet_runs(capsys):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("from layerforge import L, NetSpec, P", 1)[1].split("```", 1)[0]
+    scope = {}
+    exec("from layerforge import L, NetSpec, P" + code, scope)
+    net = layerforge.Net(scope["n"].to_proto(), "TEST")
+    assert net.blobs["ip1"].shape == (64, 10)
+    assert io.parse_text(capsys.readouterr().out, layerforge.proto.layerforge_pb2.NetParameter()) == \
+        scope["n"].to_proto()

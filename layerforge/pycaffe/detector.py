@@ -52,11 +52,11 @@ class Detector(Net):
         centre = (window[0] + half_h, window[1] + half_w)
         box = np.round(np.tile(centre, 2) + scale * np.array((-half_h, -half_w, half_h, half_w)))
         scale_h, scale_w = size / (box[2] - box[0] + 1), size / (box[3] - box[1] + 1)
-        pad_y, pad_x = round(max(0, -box[0]) * scale_h), round(max(0, -box[1]) * scale_w)
+        pad_y, pad_x = int(round(max(0, -box[0]) * scale_h)), int(round(max(0, -box[1]) * scale_w))
         height, width = im.shape[:2]
         box = np.clip(box, 0.0, [height, width, height, width]).astype(int)
-        crop_h = min(round((box[2] - box[0] + 1) * scale_h), size - pad_y)
-        crop_w = min(round((box[3] - box[1] + 1) * scale_w), size - pad_x)
+        crop_h = min(int(round((box[2] - box[0] + 1) * scale_h)), size - pad_y)
+        crop_w = min(int(round((box[3] - box[1] + 1) * scale_w)), size - pad_x)
         context = io.resize_image(im[box[0]:box[2], box[1]:box[3]], (crop_h, crop_w))
         crop = np.ones(self.crop_dims, np.float32) * self.crop_mean
         crop[pad_y:pad_y + crop_h, pad_x:pad_x + crop_w] = context
