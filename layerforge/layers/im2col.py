@@ -1,10 +1,9 @@
 """Im2col: a convolution's column matrix as a layer's output (Caffe's Im2colLayer)."""
-import itertools
 import math
 
 import numpy as np
 
-from layerforge.kernels.im2col import col2im, im2col
+from layerforge.kernels.im2col import col2im, col2im_nd, im2col, im2col_nd
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 
@@ -15,8 +14,8 @@ class Im2colLayer(Layer):
     the fillers are unused). For each item (the axes before `axis`), top[n] is the
     (C·∏kernel) × out_1 × … × out_k matrix a convolution would multiply, rows in Caffe's
     (channel, kernel offset) order, padding read as 0. Backward sums each column entry back into
-    the pixel it came from. Two spatial axes run on the Numba im2col kernel; any other number
-    (or force_nd_im2col) on strided numpy views, one kernel offset at a time.
+    the pixel it came from. Two spatial axes run on the 2-D im2col kernel, any other number (or
+    force_nd_im2col) on the N-D one.
     """
 
     exact_num_bottom = 1
@@ -61,6 +60,8 @@ class Im2colLayer(Layer):
             if min(values) <= 0:
                 raise self.error(f"convolution_param: {name} must be > 0, got {values}")
         self.nd = cp.force_nd_im2col or self.spatial_axes != 2
+        self.nd_geometry = tuple(np.array(values, np.int64) for values in
+                                 (self.kernel, self.stride, self.pad, self.dilation))
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -74,44 +75,29 @@ class Im2colLayer(Layer):
             raise self.error(f"the {self.kernel} kernel (dilation {self.dilation}, pad {self.pad}) does not "
                              f"fit the input {sizes}")
         top[0].reshape(shape[:self.axis] + (channels * math.prod(self.kernel),) + self.out)
-        self.images = (-1,) + shape[self.axis:]
-        self.columns = (-1, channels) + self.kernel + self.out
-
-    def _windows(self):
-        """(kernel offset, index into the padded image) for each offset: strided views of out_i values."""
-        for offset in itertools.product(*(range(k) for k in self.kernel)):
-            yield offset, (slice(None), slice(None)) + tuple(
-                slice(o * d, o * d + s * (n - 1) + 1, s)
-                for o, d, s, n in zip(offset, self.dilation, self.stride, self.out))
-
-    def _padding(self):
-        return ((0, 0), (0, 0)) + tuple((p, p) for p in self.pad)
+        self.image_shape = np.array(sizes, np.int64)
+        self.images = (-1, 1, channels, math.prod(sizes))       # item n: a batch of one image
+        self.image_2d = (1,) + shape[self.axis:]
+        self.columns = (-1, top[0].shape[self.axis], math.prod(self.out))
 
     def forward(self, bottom, top):
         images = bottom[0].data.reshape(self.images)
         columns = top[0].data.reshape(self.columns)
-        if self.nd:
-            padded = np.pad(images, self._padding())
-            for offset, window in self._windows():
-                columns[(slice(None), slice(None)) + offset] = padded[window]
-            return
-        flat = columns.reshape(columns.shape[0], -1, self.out[0] * self.out[1])
         for n in range(images.shape[0]):
-            im2col(images[n:n + 1], *self.kernel, *self.stride, *self.pad, *self.dilation, flat[n])
+            if self.nd:
+                im2col_nd(images[n], self.image_shape, *self.nd_geometry, columns[n])
+            else:
+                im2col(images[n].reshape(self.image_2d), *self.kernel, *self.stride, *self.pad, *self.dilation,
+                       columns[n])
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         images = bottom[0].diff.reshape(self.images)
         columns = top[0].diff.reshape(self.columns)
-        if self.nd:
-            padded = np.zeros(images.shape[:2] + tuple(n + 2 * p for n, p in zip(images.shape[2:], self.pad)),
-                              images.dtype)
-            for offset, window in self._windows():
-                padded[window] += columns[(slice(None), slice(None)) + offset]
-            images[...] = padded[(slice(None), slice(None)) + tuple(
-                slice(p, p + size) for p, size in zip(self.pad, images.shape[2:]))]
-            return
-        flat = columns.reshape(columns.shape[0], -1, self.out[0] * self.out[1])
         for n in range(images.shape[0]):
-            col2im(flat[n], *self.kernel, *self.stride, *self.pad, *self.dilation, images[n:n + 1])
+            if self.nd:
+                col2im_nd(columns[n], self.image_shape, *self.nd_geometry, images[n])
+            else:
+                col2im(columns[n], *self.kernel, *self.stride, *self.pad, *self.dilation,
+                       images[n].reshape(self.image_2d))
