@@ -9,6 +9,7 @@ Tied twins (a Siamese net) run as one batch: see twins.py. While layers run, num
 OpenBLAS is on one thread (kernels/threads.py), and back to its own count afterwards.
 """
 import difflib
+import logging
 import os
 
 import numpy as np
@@ -21,6 +22,9 @@ from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
 from layerforge.twins import plan_twins
 from layerforge.upgrade import upgrade_net
+
+
+log = logging.getLogger("layerforge")
 
 
 def _loss_weights(layer_param, layer):
@@ -349,12 +353,19 @@ class Net:
         io.write_atomic(path, self.to_proto().SerializeToString())
 
     def copy_from(self, weights):
-        """Load blobs from a .caffemodel path or NetParameter into same-named layers."""
+        """Load blobs from a .caffemodel path or NetParameter into same-named layers.
+
+        As Caffe does, source layers this net does not have are skipped; each skipped layer,
+        and each layer of this net left at its initial values, is logged, then how many were
+        copied. Weights that fit no layer of this net at all are an error (a wrong file)."""
         source = weights if isinstance(weights, pb.NetParameter) else io.read_weights(weights)
         where = "<NetParameter>" if isinstance(weights, pb.NetParameter) else os.fspath(weights)
-        for layer_param in source.layer:
+        with_blobs = [layer_param for layer_param in source.layer if layer_param.blobs]
+        copied = set()
+        for layer_param in with_blobs:
             layer = self.layers.get(layer_param.name)
-            if layer is None or not layer_param.blobs:
+            if layer is None or not layer.blobs:
+                log.info("%s: ignoring source layer '%s' (not in this net)", where, layer_param.name)
                 continue
             arrays = [io.blobproto_to_array(b, f"{where}: layer '{layer_param.name}' blob {i}")
                       for i, b in enumerate(layer_param.blobs)]
@@ -362,3 +373,15 @@ class Net:
                 layer.load_blobs(arrays)
             except ValueError as err:
                 raise NetError(f"{where}: {err}") from err
+            copied.add(layer_param.name)
+        targets = [name for name, layer in self.layers.items() if layer.blobs]
+        if with_blobs and targets and not copied:
+            raise NetError(f"{where}: none of its {len(with_blobs)} layers with weights "
+                           f"({', '.join(l.name for l in with_blobs[:5])}{', ...' if len(with_blobs) > 5 else ''}) "
+                           f"is a layer of net '{self.name}' ({self.source}); is it the weights file of "
+                           f"another net?")
+        for name in targets:
+            if name not in copied:
+                log.info("%s: layer '%s' keeps its initial values (not in the weights file)", where, name)
+        if with_blobs:
+            log.info("%s: copied %d of %d layers with weights", where, len(copied), len(targets))
