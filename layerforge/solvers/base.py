@@ -129,7 +129,7 @@ class Solver:
             if p.display and self.iter % p.display == 0:
                 self._display(loss, rate)
             self._emit({"event": "gradients_ready", "iter": self.iter})
-            self._apply_update(rate)
+            self.apply_update(rate)
             self.iter += 1
             self._emit({"event": "iteration", "iter": self.iter, "loss": loss})
             if p.snapshot and self.iter % p.snapshot == 0:
@@ -200,7 +200,10 @@ class Solver:
                                f"{paths[0]} and {paths[1]}; try a lower base_lr or clip_gradients.",
                                layer, paths)
 
-    def _apply_update(self, rate):
+    def apply_update(self, rate=None):
+        """Update the weights from the gradients in their diffs (Caffe's ApplyUpdate): clip,
+        regularize, apply the rule at `rate` (default: this iteration's). `iter` is unchanged."""
+        rate = self.learning_rate() if rate is None else rate
         p, params = self.param, self.net.learnable_params
         grad_scale = 1.0 / p.iter_size
         sumsq = [sum_squares(blob.diff.reshape(-1)) for blob in params]
