@@ -103,7 +103,8 @@ def build_parser():
             unavailable[name] = err
     parser = argparse.ArgumentParser(
         prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.",
-        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage, 130 interrupted. "
+        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage; a signal that stopped training "
+               "(after it snapshotted): 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP. "
                f"Caffe's single-dash flags are accepted too ({', '.join('-' + f for f in CAFFE_FLAGS)}). "
                "Run 'layerforge COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=_version())
@@ -171,12 +172,20 @@ def cmd_train(args):
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
+    if solver.world is not None and solver.world.rank > 0:   # rank 0 alone logs and reports
+        logging.getLogger("layerforge").setLevel(logging.WARNING)
+        solver.solve(resume=args.snapshot)
+        return _signal_status(solver)
     log_path = args.log or f"{solver.snapshot_prefix}_log.jsonl"
     finals = {}
+
+    saved = {}
 
     def remember_tests(event):
         if event.get("event") == "test":
             finals[event.get("net", 0)] = (event.get("iter"), event.get("outputs", {}))
+        elif event.get("event") == "snapshot":
+            saved.update(event)
 
     with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
         jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
@@ -196,7 +205,19 @@ def cmd_train(args):
         for name, value in outputs.items():
             print(f"    {name} = {_format_value(value)}")
     print(f"Training log: {log_path}")
-    return 0
+    status = _signal_status(solver)
+    if status:
+        print(f"Stopped by {solver.stop_reason.upper()} at iteration {solver.iter}: weights in "
+              f"{saved.get('caffemodel')}, solver state in {saved.get('solverstate')} "
+              f"(resume with --snapshot)")
+    return status
+
+
+def _signal_status(solver):
+    """128 + the signal's number when a signal stopped training (the shell's convention), else 0."""
+    from layerforge.solvers.base import STOP_SIGNALS
+    number = STOP_SIGNALS.get(solver.stop_reason)
+    return 128 + number if number else 0
 
 
 def _show_progress():
@@ -433,15 +454,26 @@ def _encodable_images(args):
 def _oneshot_arguments(p):
     _encoder_arguments(p)
     p.add_argument("--ways", type=at_least(2), default=5, metavar="N",
-                   help="classes per trial (default: 5)")
+                   help="classes per trial (default: 5; with --runs, the runs decide)")
     p.add_argument("--trials", type=at_least(1), default=1000, metavar="T",
-                   help="number of trials (default: 1000)")
-    p.add_argument("--blob", default="feat", metavar="BLOB", help="encoding blob (default: feat)")
+                   help="number of trials (default: 1000; with --runs, one per test item)")
+    p.add_argument("--blob", metavar="BLOB",
+                   help="encoding blob (default: feat), or a verification net's score blob "
+                        "(default: its output)")
     images = p.add_mutually_exclusive_group(required=True)
     images.add_argument("--source", metavar="LMDB", help="LMDB of Datum records (labels are the classes)")
     images.add_argument("--images", metavar="DIR",
                         help="folder with one sub-folder of images per class (resized to the "
                              "net's input size, grayscale for 1 channel)")
+    images.add_argument("--runs", metavar="DIR",
+                        help="Lake's one-shot runs: DIR/runNN/{class_labels.txt,training/,test/}; each "
+                             "test item is classified among its run's training images")
+    images.add_argument("--alphabets", metavar="A,B,...",
+                        help="Omniglot alphabets (of the zips in --from): N-way trials within one "
+                             "alphabet, supports by one drawer and the query by another")
+    p.add_argument("--from", dest="zip_dir", metavar="ZIPDIR",
+                   help="with --alphabets: folder of Omniglot .zip files, or one zip "
+                        "(default: $LAYERFORGE_OMNIGLOT)")
     p.add_argument("--classes", metavar="LIST",
                    help="comma-separated classes to use, e.g. 5,6,7,8,9 (labels, or folder names "
                         "with --images; default: all)")
@@ -449,9 +481,13 @@ def _oneshot_arguments(p):
 
 
 @command("oneshot", _oneshot_arguments, help="N-way one-shot accuracy on held-out classes", description=(
-    "One-shot evaluation as in Koch et al.: each trial draws N distinct classes, one support "
-    "image per class and another image of the first class as the query, which is classified "
-    "by the nearest support encoding (Euclidean, ties broken at random). Prints the accuracy "
+    "One-shot evaluation as in Koch et al.: each trial has N support images, one per class, and a "
+    "query of one of those classes, classified by the nearest support encoding (Euclidean, ties "
+    "broken at random) or, for a verification net (RUN inputs 'data' and 'data_p'), by the highest "
+    "score of the pair. Trials come from labelled images (--source, --images: N random classes, "
+    "the query another image of the first), from Omniglot alphabets (--alphabets: within one "
+    "alphabet, as Lake draws them) or from Lake's run folders (--runs); Omniglot images are read "
+    "as `layerforge data omniglot` reads them, resized to the net's input. Prints the accuracy "
     "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
     "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
     "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat."))
@@ -460,12 +496,49 @@ def cmd_oneshot(args):
 
     from layerforge.tools import oneshot as tool
 
-    net, images, labels, transform = _encodable_images(args)
-    encode = tool.net_encoder(net, args.blob, transform=transform)
-    result = tool.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
-                                    np.random.default_rng(args.seed))
+    if args.runs or args.alphabets:
+        result = _omniglot_one_shot(args)
+    else:
+        net, images, labels, transform = _encodable_images(args)
+        encode = tool.net_encoder(net, args.blob or "feat", transform=transform)
+        result = tool.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
+                                        np.random.default_rng(args.seed))
     print(result.line())
     return 0
+
+
+def _omniglot_one_shot(args):
+    """OneShotResult of --runs or --alphabets trials, by encodings or by a verification net."""
+    import numpy as np
+
+    from layerforge import io
+    from layerforge.net import Net
+    from layerforge.tools import oneshot as tool
+
+    net = Net(args.model, "RUN", weights=args.weights)
+    shape = net.blobs["data"].shape if "data" in net.inputs else ()
+    if len(shape) != 4 or shape[1] != 1:
+        raise CommandError(f"{args.model}: Omniglot trials need an Input blob 'data' of N x 1 x H x W "
+                           f"in phase RUN (inputs: {', '.join(net.inputs) or 'none'})")
+    rng = np.random.default_rng(args.seed)
+    if args.runs:
+        images, query, support = tool.read_runs(args.runs, tuple(shape[2:]))
+        where = f"runs in {args.runs}"
+    else:
+        alphabets = [a.strip() for a in args.alphabets.split(",") if a.strip()]
+        images, query, support = tool.alphabet_trials(args.zip_dir, alphabets, tuple(shape[2:]),
+                                                      args.ways, args.trials, rng)
+        where = f"alphabets {', '.join(alphabets)}"
+    transform, _, how = tool.input_transform(io.read_net(args.model), args.scale, images.shape[1:])
+    if "data_p" in net.inputs:
+        score = tool.pair_scores(net, images, transform, args.blob)
+        by = "verification score"
+    else:
+        score = tool.euclidean_scores(tool.net_encoder(net, args.blob or "feat", transform=transform)(images))
+        by = f"Euclidean distance of '{args.blob or 'feat'}'"
+    log.info("%d trials of %s (%d images, %dx%d, transformed %s), classified by %s", len(query), where,
+             len(images), shape[2], shape[3], how, by)
+    return tool.score_trials(score, query, support, rng)
 
 
 def _centroids_arguments(p):
@@ -569,5 +642,10 @@ def main(argv=None):
         if args.debug or status is None:
             raise
         message = " ".join(str(err).split("\n")) or type(err).__name__
+        from layerforge import distributed
+        world = distributed.active()
+        if world is not None:   # the other ranks would wait for this one forever: end them all
+            print(f"{PROG}: error on rank {world.rank} of {world.size}: {message}", file=sys.stderr, flush=True)
+            world.abort(status)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return status

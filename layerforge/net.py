@@ -5,7 +5,8 @@ layers is split (so its gradient is summed), in-place layers reuse their bottom'
 parameters named alike in ParamSpec are one shared Blob (tied weights), and
 loss_weight / propagate_down / force_backward decide what runs backward.
 
-Tied twins (a Siamese net) run as one batch: see twins.py.
+Tied twins (a Siamese net) run as one batch: see twins.py. While layers run, numpy's
+OpenBLAS is on one thread (kernels/threads.py), and back to its own count afterwards.
 """
 import difflib
 import os
@@ -14,11 +15,13 @@ import numpy as np
 
 from layerforge import config, io
 from layerforge.blob import Blob
-from layerforge.netparam import (PHASE_NAMES, NetError, filter_net, insert_splits, phase_value,
-                                 upgrade_legacy_inputs)
+from layerforge.kernels.threads import blas_on_one_thread
+from layerforge.netparam import PHASE_NAMES, NetError, filter_net, insert_splits, phase_value
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
 from layerforge.twins import plan_twins
+from layerforge.upgrade import upgrade_net
+
 
 def _loss_weights(layer_param, layer):
     weights = list(layer_param.loss_weight)
@@ -68,7 +71,7 @@ class Net:
         self.name = param.name
         self.dtype = np.dtype(dtype)
         self.seed = seed
-        filtered = filter_net(upgrade_legacy_inputs(param), state)
+        filtered = filter_net(upgrade_net(param, self.source), state)
         self.param = insert_splits(filtered)
         # Layers the net inserted itself (splits) are not saved with the weights.
         self._inserted = {layer.name for layer in self.param.layer} - {layer.name for layer in filtered.layer}
@@ -257,11 +260,12 @@ class Net:
             self.blobs[name].reshape(value.shape)
             self.blobs[name].data[...] = value
         loss = 0.0
-        for index, entry in enumerate(self.entries):
-            self.forward_layer(index)
-            for weight, top in zip(entry.loss_weights, entry.top):
-                if weight:
-                    loss += weight * float(np.sum(top.data, dtype=np.float64))
+        with blas_on_one_thread():
+            for index, entry in enumerate(self.entries):
+                self.forward_layer(index)
+                for weight, top in zip(entry.loss_weights, entry.top):
+                    if weight:
+                        loss += weight * float(np.sum(top.data, dtype=np.float64))
         self.loss = loss
         return {name: self.blobs[name].data.copy() for name in self.outputs}
 
@@ -275,12 +279,14 @@ class Net:
     def backward(self):
         """Gradients of the loss: seeds loss tops with their weights, then runs layers backward."""
         self.seed_loss_diffs()
-        for index in range(len(self.entries) - 1, -1, -1):
-            self.backward_layer(index)
+        with blas_on_one_thread():
+            for index in range(len(self.entries) - 1, -1, -1):
+                self.backward_layer(index)
 
     def forward_backward(self, **inputs):
-        self.forward(**inputs)
-        self.backward()
+        with blas_on_one_thread():
+            self.forward(**inputs)
+            self.backward()
         return self.loss
 
     @property

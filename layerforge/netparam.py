@@ -1,5 +1,5 @@
-"""A NetParameter before a Net is built from it: NetState filtering (include/exclude rules),
-the legacy `input:` fields upgraded to an Input layer, and Caffe's split insertion."""
+"""A NetParameter before a Net is built from it: NetState filtering (include/exclude rules)
+and Caffe's split insertion (legacy formats are upgraded first by layerforge.upgrade)."""
 from layerforge.proto import layerforge_pb2 as pb
 
 PHASE_NAMES = {pb.TRAIN: "TRAIN", pb.TEST: "TEST", pb.RUN: "RUN"}
@@ -46,23 +46,6 @@ def filter_net(param, state):
         if keep:
             filtered.layer.add().CopyFrom(layer)
     return filtered
-
-
-def upgrade_legacy_inputs(param):
-    """Turn the deprecated `input:` / `input_shape` / `input_dim` fields into an Input layer."""
-    if not param.input:
-        return param
-    layer = pb.LayerParameter(name="input", type="Input", top=list(param.input))
-    for i in range(len(param.input)):
-        if param.input_shape:
-            layer.input_param.shape.add().CopyFrom(param.input_shape[i])
-        else:
-            layer.input_param.shape.add(dim=param.input_dim[4 * i:4 * i + 4])
-    upgraded = pb.NetParameter()
-    upgraded.CopyFrom(param)
-    del upgraded.input[:], upgraded.input_shape[:], upgraded.input_dim[:], upgraded.layer[:]
-    upgraded.layer.extend([layer] + list(param.layer))
-    return upgraded
 
 
 def insert_splits(param):

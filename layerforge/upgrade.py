@@ -9,7 +9,9 @@ data layers) -> transform_param, V1 -> current (`layers { type: CONVOLUTION }` -
 The same code serves prototxt nets and binary weights (.caffemodel).
 """
 import logging
+from pathlib import Path
 
+from layerforge import io
 from layerforge.io import ConfigError
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -94,6 +96,7 @@ _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
 
 def needs_upgrade(net):
+    """Does NetParameter `net` use any legacy form that upgrade_net rewrites?"""
     return bool(net.layers or net.input or _frozen_batch_norms(net))
 
 
@@ -122,8 +125,24 @@ def upgrade_net(net, source="<NetParameter>"):
                 spec.lr_mult = spec.decay_mult = 0
         steps.append("BatchNorm parameters")
     note = f" (not carried over: {'; '.join(problems)})" if problems else ""
-    log.info("%s: upgraded from Caffe's legacy format: %s%s", source, ", ".join(steps), note)
+    log.log(logging.WARNING if problems else logging.INFO,
+            "%s: upgraded from Caffe's legacy format: %s%s", source, ", ".join(steps), note)
     return upgraded
+
+
+def upgrade_file(source, out):
+    """Write the upgraded form of a net file to `out`, as Caffe's upgrade_net_proto_text and
+    upgrade_net_proto_binary do: a .caffemodel is read and written binary, anything else as
+    prototxt text. True when something was upgraded (the file is written either way)."""
+    if Path(source).suffix == ".caffemodel":
+        net = io.read_binary(source, pb.NetParameter())
+        upgraded = upgrade_net(net, str(source))
+        io.write_atomic(out, upgraded.SerializeToString())
+    else:
+        net = io.parse_text(io.read_text_file(source), pb.NetParameter(), str(source))
+        upgraded = upgrade_net(net, str(source))
+        io.write_text(upgraded, out)
+    return upgraded is not net
 
 
 # ---------------------------------------------------------------- V0 -> V1

@@ -168,3 +168,46 @@ def test_mixed_layer_and_layers_is_refused(tmp_path):
     path.write_text('layer { name: "a" type: "ReLU" }\nlayers { name: "b" type: RELU }\n')
     with pytest.raises(io.ConfigError, match="both `layer` and legacy `layers`"):
         io.read_net(path)
+
+
+def test_net_built_from_a_v1_netparameter(caplog):
+    legacy = io.parse_text((CONFIGS / "bvlc_v1_deploy.prototxt").read_text(), pb.NetParameter())
+    with caplog.at_level(logging.INFO, logger="layerforge"):
+        net = Net(legacy, pb.TEST)
+    assert list(net.layers) == ["input", "conv1", "relu1", "pool1", "ip1", "prob"]
+    assert any("<NetParameter>: upgraded from Caffe's legacy format: V1 layers, input fields" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_v0_fields_a_layer_type_does_not_take_are_named_in_a_warning(caplog):
+    net = io.parse_text('input: "x" layers { layer { name: "r" type: "relu" num_output: 3 } bottom: "x" top: "x" }',
+                        pb.NetParameter())
+    with caplog.at_level(logging.INFO, logger="layerforge"):
+        layer, = upgrade.upgrade_net(net, "old.prototxt").layer
+    assert (layer.name, layer.type) == ("r", "ReLU")
+    record, = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == ("old.prototxt: upgraded from Caffe's legacy format: V0 layers, V1 layers, "
+                                   "input fields (not carried over: layer 'r': num_output for type 'relu')")
+
+
+def test_upgrade_file_writes_text_and_binary(tmp_path):
+    out = tmp_path / "deploy.prototxt"
+    assert upgrade.upgrade_file(CONFIGS / "bvlc_v1_deploy.prototxt", out)
+    assert _text(io.read_net(out)) == _text(io.parse_text(CURRENT_DEPLOY, pb.NetParameter()))
+    assert "layers {" not in out.read_text()
+    current = Net(io.parse_text(CURRENT_DEPLOY, pb.NetParameter()), pb.TEST, seed=2).to_proto()
+    old = tmp_path / "v1.caffemodel"
+    old.write_bytes(_v1_weights(current).SerializeToString())
+    assert upgrade.upgrade_file(old, tmp_path / "new.caffemodel")
+    new = io.read_binary(tmp_path / "new.caffemodel", pb.NetParameter())
+    assert not new.layers and [layer.type for layer in new.layer] == ["Convolution", "InnerProduct"]
+    assert not upgrade.upgrade_file(tmp_path / "new.caffemodel", tmp_path / "same.caffemodel")
+    assert (tmp_path / "same.caffemodel").read_bytes() == (tmp_path / "new.caffemodel").read_bytes()
+
+
+def test_v0_net_runs():
+    net = Net(CONFIGS / "bvlc_v0_net.prototxt", pb.TEST)
+    assert net.blobs["conv1"].shape == (10, 8, 32, 32)   # the folded padding keeps 32x32
+    prob = net.forward(data=np.random.default_rng(0).normal(size=(10, 3, 32, 32)).astype(np.float32))["prob"]
+    np.testing.assert_allclose(prob.sum(axis=1), 1, rtol=1e-5)

@@ -1,9 +1,10 @@
-"""`layerforge data mnist|images`: build LMDB (or, with --backend leveldb, LevelDB) datasets."""
+"""`layerforge data mnist|images|omniglot`: build LMDB (or, with --backend leveldb, LevelDB) datasets."""
 import re
 import sys
 
 from layerforge.cli import command
 from layerforge.data.idx import build_mnist_lmdbs
+from layerforge.data.omniglot import build_omniglot_lmdb
 from layerforge.data.store import BACKENDS, build_image_lmdb
 
 
@@ -15,6 +16,16 @@ def _size(text):
 
 
 _size.__name__ = "HxW size"  # argparse names the type in its error message
+
+
+def _names(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(text)
+    return names
+
+
+_names.__name__ = "comma-separated list"
 
 
 def _digits(text):
@@ -64,4 +75,30 @@ def run_images(args):
     path = build_image_lmdb(args.root, args.out, args.resize, args.gray, args.shuffle,
                             progress=sys.stderr.isatty(), backend=args.backend)
     print(f"wrote {path} and {path.parent / 'labels.txt'}")
+    return 0
+
+
+def _omniglot_arguments(p):
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--from", dest="zip_dir", metavar="ZIPDIR",
+                   help="folder of Omniglot .zip files, or one zip (default: $LAYERFORGE_OMNIGLOT)")
+    p.add_argument("--resize", metavar="HxW", type=_size, help="resize every image to H×W (default: 105×105)")
+    p.add_argument("--alphabets", metavar="A,B,...", type=_names,
+                   help="keep only these alphabets, e.g. Greek,Latin (default: all in the zips)")
+
+
+@command("data omniglot", _omniglot_arguments,
+         help="Omniglot zips -> DIR/omniglot_lmdb and DIR/labels.txt (one class per character)",
+         description="Read Lake's Omniglot zips (images_background*.zip, images_evaluation*.zip) "
+                     "directly: one class per character, labels numbered in sorted alphabet/character "
+                     "order, images inverted (strokes 255 on 0) and optionally resized. DIR/labels.txt "
+                     "lists '<label> <alphabet>/<character>', which the Data layer's "
+                     "different_within_group and one-shot trials use to stay within an alphabet.")
+def run_omniglot(args):
+    path, data = build_omniglot_lmdb(args.out, args.zip_dir, args.resize, args.alphabets,
+                                     progress=sys.stderr.isatty())
+    alphabets = sorted(set(data.alphabets))
+    print(f"wrote {path} ({len(data.labels)} images of {len(data.names)} characters, "
+          f"{'x'.join(map(str, data.images.shape[2:]))}, alphabets {', '.join(alphabets)}) "
+          f"and {path.parent / 'labels.txt'}")
     return 0

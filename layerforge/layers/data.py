@@ -4,7 +4,9 @@ import weakref
 
 import numpy as np
 
+from layerforge import distributed
 from layerforge.data import DatasetError
+from layerforge.data.groups import LABELS_FILE, class_groups
 from layerforge.data.pairing import PairSampler
 from layerforge.data.prefetch import BatchSource, Prefetcher
 from layerforge.data.store import read_db
@@ -24,7 +26,8 @@ class DataLayer(Layer):
     share a class). Record order is sequential, or a seeded permutation per epoch when
     `shuffle` or an explicitly set `enable_random_selection: true` asks for it. Batches
     are made ahead in a thread (`prefetch` of them); get_state()/set_state() save and
-    restore the position and RNG state as of the batches consumed.
+    restore the position and RNG state as of the batches consumed. In a data-parallel run
+    batch_size is per rank: each rank keeps its slice of the batch of all ranks.
     """
 
     exact_num_bottom = 0
@@ -40,6 +43,9 @@ class DataLayer(Layer):
                              f"and set data_param {{ source: \"DIR/mnist_train_lmdb\" backend: LMDB }}")
         if dp.batch_size < 1:
             raise self.error(f"data_param.batch_size must be at least 1, got {dp.batch_size}")
+        if not 0 <= dp.different_within_group <= 1:
+            raise self.error(f"data_param.different_within_group must be in [0, 1], "
+                             f"got {dp.different_within_group:g}")
         if dp.images_per_blob < 1:
             raise self.error(f"data_param.images_per_blob must be at least 1, got {dp.images_per_blob}")
         tp = with_legacy_fields(self.param.transform_param, dp)
@@ -48,12 +54,15 @@ class DataLayer(Layer):
         try:
             backend = "leveldb" if dp.backend == pb.DataParameter.LEVELDB else "lmdb"
             images, labels = read_db(os.path.expanduser(dp.source), backend)
-            sampler = PairSampler(labels, dp.batch_size, dp.images_per_blob, dp.balance_matches,
-                                  shuffle, dp.rand_skip, rng)
+            groups = _groups(dp)
+            rank, size = distributed.shard()
+            sampler = PairSampler(labels, dp.batch_size * size, dp.images_per_blob, dp.balance_matches,
+                                  shuffle, dp.rand_skip, rng, groups, dp.different_within_group)
             transformer = DataTransformer(tp, self.phase, images.shape[1:])
         except DatasetError as err:
             raise self.error(f"data_param.source {dp.source!r}: {err}") from err
-        self._source = BatchSource(images, labels, sampler, transformer, dp.output_all_labels)
+        self._source = BatchSource(images, labels, sampler, transformer, dp.output_all_labels,
+                                   (rank, size))
         self._state = self._source.get_state()
         self._prefetcher = Prefetcher(self._source.next, dp.prefetch, f"prefetch-{self.name}") \
             if dp.prefetch else None
@@ -88,6 +97,18 @@ class DataLayer(Layer):
         """Stop the prefetch thread (a later forward starts it again)."""
         if self._prefetcher is not None:
             self._prefetcher.close()
+
+
+def _groups(dp):
+    """Class -> group table for different_within_group, from labels.txt in or beside the source."""
+    if not dp.different_within_group:
+        return None
+    groups = class_groups(os.path.expanduser(dp.source))
+    if groups is None:
+        raise DatasetError(f"data_param.different_within_group needs {LABELS_FILE} (lines "
+                           f"'<label> <group>/<name>') in or beside the source folder, as "
+                           f"`layerforge data omniglot` writes it")
+    return groups
 
 
 @register_layer("MemoryData")

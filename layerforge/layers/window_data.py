@@ -13,9 +13,10 @@ IMAGE, LABEL, OVERLAP, X1, Y1, X2, Y2 = range(7)
 
 
 def read_window_file(path, root_folder, fg_threshold, bg_threshold):
-    """Images [(path, (C, H, W))] and the fg / bg windows (rows: image, label, overlap,
+    """Images [(path, (C, H, W))] and the fg / bg windows (rows: image index, label, overlap,
     x1, y1, x2, y2) of a window file. Each image is `# index`, its path, channels, height,
-    width, the number of windows, then one `label overlap x1 y1 x2 y2` line per window.
+    width, the number of windows, then one `label overlap x1 y1 x2 y2` line per window; a
+    window's image is the index-th image of the file, as in Caffe.
     Windows with overlap >= fg_threshold are foreground (label > 0), those below
     bg_threshold background (label 0); the others are not used."""
     try:
@@ -28,29 +29,34 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
     try:
         while position < len(tokens):
             if tokens[position] != "#":
-                raise DatasetError(f"{path}: expected '#' before image {len(images)}, got {tokens[position]!r}")
-            name = tokens[position + 2]
+                raise DatasetError(f"expected '#' before image {len(images)}, got {tokens[position]!r}")
+            index, name = int(tokens[position + 1]), tokens[position + 2]
             size = tuple(int(t) for t in tokens[position + 3:position + 6])
             count = int(tokens[position + 6])
             position += 7
             for _ in range(count):
-                label, overlap = int(tokens[position]), float(tokens[position + 1])
-                box = [int(float(t)) for t in tokens[position + 2:position + 6]]
+                label, overlap = int(tokens[position]), float(np.float32(tokens[position + 1]))
+                box = [int(t) for t in tokens[position + 2:position + 6]]
                 position += 6
                 if overlap >= fg_threshold:
                     if label <= 0:
-                        raise DatasetError(f"{path}: image {name}: a foreground window has label {label}; "
+                        raise DatasetError(f"image {name}: a foreground window has label {label}; "
                                            f"foreground labels must be > 0")
-                    fg.append([len(images), label, overlap] + box)
+                    fg.append([index, label, overlap] + box)
                 elif overlap < bg_threshold:
-                    bg.append([len(images), 0, 0] + box)
+                    bg.append([index, 0, 0] + box)
             images.append((root_folder + name, size))
+    except DatasetError:
+        raise
     except (IndexError, ValueError):
-        raise DatasetError(f"{path}: truncated or malformed after image {len(images)} "
+        raise DatasetError(f"truncated or malformed after image {len(images)} "
                            f"(expected '# index path channels height width count' and "
                            f"'label overlap x1 y1 x2 y2' lines)") from None
     if not fg or not bg:
-        raise DatasetError(f"{path}: needs foreground and background windows, found {len(fg)} and {len(bg)}")
+        raise DatasetError(f"needs foreground and background windows, found {len(fg)} and {len(bg)}")
+    if max(window[IMAGE] for window in fg + bg) >= len(images):
+        raise DatasetError(f"a window names image index {max(w[IMAGE] for w in fg + bg)}, but the file lists "
+                           f"{len(images)} images (indices count from 0 in file order)")
     return images, np.array(fg, np.float64), np.array(bg, np.float64)
 
 

@@ -5,11 +5,20 @@ by 1/iter_size, clip them (clip_gradients: the global L2 norm over all parameter
 regularize and update each parameter with the rule of the subclass (rules.py) at the local
 rate lr·lr_mult. A tied parameter is one Blob, updated once with its summed gradient.
 
-Control: `solve()` installs a SIGINT handler (main thread only): the first Ctrl-C finishes
-the current iteration, snapshots and returns; a second raises KeyboardInterrupt.
+Control: `solve()` handles SIGINT, SIGTERM and SIGHUP (main thread only; batch schedulers
+and a dropped ssh session send the last two): the first finishes the current iteration,
+snapshots and returns with `stop_reason` "sigint", "sigterm" or "sighup"; a second raises
+KeyboardInterrupt.
 `request_stop(reason)` does the same from a callback. A non-finite loss or gradient
 snapshots the last good state (before the bad update) and raises TrainingDiverged naming
 the first layer whose top went non-finite.
+
+Data parallelism: launched by `mpiexec -n N` (or any MPI launcher), every rank builds the
+same nets and starts from rank 0's state; batch_size is per rank (distributed.py shards the
+data); after backward the gradients are averaged over the ranks, so every rank applies the
+same update. Ranks agree on stopping (a signal on any rank, a non-finite loss on any rank)
+in that same Allreduce, so they always stop at the same iteration; test outputs are the mean
+over the ranks' shards; only rank 0 writes snapshots.
 
 Callbacks (`solver.callbacks.append(f)`) receive dicts: {"event": "iteration_start", "iter"}
 before an iteration's forward/backward; {"event": "gradients_ready", "iter"} when its
@@ -28,6 +37,7 @@ import threading
 
 import numpy as np
 
+from layerforge import distributed
 from layerforge.io import ConfigError
 from layerforge.kernels.updates import sum_squares
 from layerforge.solvers import checkpoint, lr_policies
@@ -36,6 +46,7 @@ from layerforge.solvers.nets import build_nets
 from layerforge.solvers.validation import check_monitors, check_param, fmt, read_solver, weight_paths
 
 log = logging.getLogger("layerforge")
+STOP_SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
 DEFAULT_SEED = 0     # a negative random_seed (the default) still gives repeatable runs
 
 
@@ -60,6 +71,7 @@ class Solver:
         p = self.param
         seed = p.random_seed if p.random_seed >= 0 else DEFAULT_SEED
         weights = weight_paths(p.weights if weights is None else weights)
+        self.world = distributed.start()
         self.net, self.test_nets = build_nets(p, self.source, folder, seed, weights)
         check_monitors(p, self.test_nets, self.source)
         self.iter = 0
@@ -70,8 +82,10 @@ class Solver:
         self.loss_average = LossAverage(p.average_loss)
         self.plateau, self.early_stopping = Plateau(p.plateau), EarlyStopping(p.early_stopping)
         self._stop_reason = None
+        self._signalled = None       # in a data-parallel run: a signal waiting for the ranks to agree
         self._last_snapshot_iter = None
         self.snapshot_prefix = checkpoint.snapshot_prefix(p, self.source, folder)
+        self._broadcast_state()
 
     def _error(self, message):
         return ConfigError(f"{self.source}: {message}")
@@ -86,6 +100,11 @@ class Solver:
     @property
     def nets(self):
         return [self.net] + self.test_nets
+
+    @property
+    def stop_reason(self):
+        """Why the last solve() stopped early (e.g. "sigterm", "early_stopping"), else None."""
+        return self._stop_reason
 
     @property
     def smoothed_loss(self):
@@ -107,7 +126,8 @@ class Solver:
             callback(event)
 
     def request_stop(self, reason="requested"):
-        """Stop after the current iteration (solve() then snapshots)."""
+        """Stop after the current iteration (solve() then snapshots). In a data-parallel run,
+        call it on every rank (as callbacks are), so all ranks stop together."""
         if self._stop_reason is None:
             self._stop_reason = reason
 
@@ -122,6 +142,8 @@ class Solver:
                     break
             self._emit({"event": "iteration_start", "iter": self.iter})
             loss = self._forward_backward()
+            if self.world is not None:
+                self._average_over_ranks(loss)
             self.loss_average.observe(loss)
             rate = self.learning_rate()
             if p.lr_policy == "multistep" and self.current_step != lr_policies.current_step(p, self.iter - 1):
@@ -143,10 +165,10 @@ class Solver:
         self._stop_reason = None
         if resume is not None:
             self.restore(resume)
-        with self._sigint_handler():
+        with self._signal_handlers():
             self.step(p.max_iter - self.iter)
             reason = self._stop_reason or "max_iter"
-            if (p.snapshot_after_train or reason == "sigint") and self._last_snapshot_iter != self.iter:
+            if (p.snapshot_after_train or reason in STOP_SIGNALS) and self._last_snapshot_iter != self.iter:
                 self.snapshot()
         if self._stop_reason is not None:
             log.info("Optimization stopped early (%s).", reason)
@@ -162,30 +184,35 @@ class Solver:
         self._emit({"event": "stop", "iter": self.iter, "reason": "max_iter"})
 
     @contextlib.contextmanager
-    def _sigint_handler(self):
+    def _signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        names = {number: name for name, number in STOP_SIGNALS.items()}
 
         def handler(signum, frame):
-            if self._stop_reason == "sigint":
+            if self._stop_reason in STOP_SIGNALS or self._signalled is not None:
                 raise KeyboardInterrupt
-            self.request_stop("sigint")
-            log.warning("Interrupted: finishing iteration %d, then snapshotting and stopping "
-                        "(Ctrl-C again aborts at once)", self.iter)
+            if self.world is None:
+                self.request_stop(names[signum])
+            else:
+                self._signalled = names[signum]
+            log.warning("%s: finishing iteration %d, then snapshotting and stopping (a second "
+                        "signal aborts at once)", signal.Signals(signum).name, self.iter)
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {number: signal.signal(number, handler) for number in names}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for number, old in previous.items():
+                signal.signal(number, old)
 
     def _forward_backward(self):
         self.net.clear_param_diffs()
         total = 0.0
         for _ in range(self.param.iter_size):
             loss = self.net.forward_backward()
-            if not math.isfinite(loss):
+            if not math.isfinite(loss) and self.world is None:   # ranks decide together
                 layer = self.net.first_nonfinite_layer()
                 where = (f"the first layer whose top went non-finite is '{layer}'" if layer else
                          "no layer top is non-finite (the loss sum overflowed)")
@@ -199,6 +226,28 @@ class Solver:
         raise TrainingDiverged(f"{message}. The last good state (iteration {self.iter}) is saved in "
                                f"{paths[0]} and {paths[1]}; try a lower base_lr or clip_gradients.",
                                layer, paths)
+
+    def _broadcast_state(self):
+        """In a data-parallel run every rank continues from rank 0's parameters, layer state
+        (e.g. Decode's centroids) and update history."""
+        if self.world is None:
+            return
+        blobs = {id(b): b for net in self.nets for layer in net.layers.values() for b in layer.blobs}
+        self.world.broadcast([b.data for b in blobs.values()] + self.history)
+
+    def _average_over_ranks(self, loss):
+        """Average the gradients over the ranks; with them, agree whether any rank was
+        signalled to stop or saw a non-finite loss."""
+        signalled, diverged = self.world.average_gradients(
+            [b.diff for b in self.net.learnable_params], [self._signalled is not None, not math.isfinite(loss)])
+        if diverged:
+            self._diverge(f"Iteration {self.iter}: the loss is not finite on at least one rank "
+                          f"(here: {loss}; first non-finite layer here: {self.net.first_nonfinite_layer()})",
+                          self.net.first_nonfinite_layer())
+        if signalled:   # the signal every rank adopts: the highest number any rank received
+            number = self.world.max(STOP_SIGNALS.get(self._signalled, 0))
+            self.request_stop(next(n for n, v in STOP_SIGNALS.items() if v == number))
+            self._signalled = None
 
     def apply_update(self, rate=None):
         """Update the weights from the gradients in their diffs (Caffe's ApplyUpdate): clip,
@@ -268,6 +317,9 @@ class Solver:
                 sums[name] = sums.get(name, 0.0) + value.astype(np.float64)
         means = {name: (total / batches).item() if total.size == 1 else total / batches
                  for name, total in sums.items()}
+        if self.world is not None:   # every rank scored a shard of the same size
+            means = self.world.mean(means)
+            loss = self.world.mean({"loss": loss})["loss"]
         event = {"event": "test", "iter": self.iter, "net": index, "outputs": means}
         if self.param.test_compute_loss:
             event["loss"] = loss / batches
@@ -299,4 +351,5 @@ class Solver:
     def restore(self, path):
         """Continue from a .solverstate: weights, history, iteration, rates and random states."""
         checkpoint.restore(self, path)
+        self._broadcast_state()
         self._last_snapshot_iter = self.iter

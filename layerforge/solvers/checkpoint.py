@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from layerforge import io
+from layerforge import distributed, io
 from layerforge.io import ConfigError
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -39,9 +39,12 @@ def _layer_states(nets):
 
 
 def snapshot(solver):
-    """Write both files atomically; returns (caffemodel path, solverstate path)."""
+    """Write both files atomically; returns (caffemodel path, solverstate path). In a
+    data-parallel run only rank 0 writes (every rank holds the same state)."""
     model_path = f"{solver.snapshot_prefix}_iter_{solver.iter}.caffemodel"
     state_path = f"{solver.snapshot_prefix}_iter_{solver.iter}.solverstate"
+    if distributed.shard()[0] != 0:
+        return model_path, state_path
     log.info("Snapshotting to binary proto file %s", model_path)
     io.write_atomic(model_path, solver.net.to_proto(solver.param.snapshot_diff).SerializeToString())
     state = pb.SolverState(iter=solver.iter, learned_net=model_path, current_step=solver.current_step,

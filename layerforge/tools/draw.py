@@ -15,8 +15,9 @@ import pydot
 from google.protobuf.descriptor import FieldDescriptor
 
 from layerforge import io
-from layerforge.netparam import filter_net, phase_value, upgrade_legacy_inputs
+from layerforge.netparam import filter_net, phase_value
 from layerforge.proto import layerforge_pb2 as pb
+from layerforge.upgrade import upgrade_net
 
 
 class DrawError(ValueError):
@@ -94,7 +95,7 @@ def net_graph(param, phase=None, rankdir="auto", label_edges=False, display_lrm=
     None draws every layer and names the phase rules. In-place layers get a fresh node for the
     blob they rewrite, so the graph stays acyclic. `label_edges` puts Caffe's batch size /
     num_output on top edges; `display_lrm` adds each parameter's lr_mult to the label."""
-    param = upgrade_legacy_inputs(param)
+    param = upgrade_net(param)
     if phase is not None:
         param = filter_net(param, pb.NetState(phase=phase_value(phase)))
     if rankdir == "auto":

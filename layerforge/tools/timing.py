@@ -2,6 +2,8 @@
 import time
 from dataclasses import dataclass, field
 
+from layerforge.kernels.threads import blas_on_one_thread
+
 
 @dataclass
 class TimingReport:
@@ -37,20 +39,21 @@ def time_net(net, iterations=50, warmup=1):
     parameter diffs are cleared between passes."""
     count = len(net.layers)
     forward, backward = [0.0] * count, [0.0] * count
-    for step in range(warmup + iterations):
-        net.clear_param_diffs()
-        timed = step >= warmup
-        for i in range(count):
-            start = time.perf_counter()
-            net.forward_layer(i)
-            if timed:
-                forward[i] += time.perf_counter() - start
-        net.seed_loss_diffs()
-        for i in range(count - 1, -1, -1):
-            start = time.perf_counter()
-            net.backward_layer(i)
-            if timed:
-                backward[i] += time.perf_counter() - start
+    with blas_on_one_thread():
+        for step in range(warmup + iterations):
+            net.clear_param_diffs()
+            timed = step >= warmup
+            for i in range(count):
+                start = time.perf_counter()
+                net.forward_layer(i)
+                if timed:
+                    forward[i] += time.perf_counter() - start
+            net.seed_loss_diffs()
+            for i in range(count - 1, -1, -1):
+                start = time.perf_counter()
+                net.backward_layer(i)
+                if timed:
+                    backward[i] += time.perf_counter() - start
     scale = 1000.0 / max(iterations, 1)
     report = TimingReport(iterations)
     for (name, layer), fwd, bwd in zip(net.layers.items(), forward, backward):

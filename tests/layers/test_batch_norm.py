@@ -9,6 +9,7 @@ from layerforge.net import Net
 from layerforge.io import parse_text
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
+from layerforge.solvers import get_solver
 from layerforge.testing import PHASES, check_gradient, forward, layer_param, make_layer
 
 
@@ -166,8 +167,6 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "h" bottom: "t" top: "loss" }
 def test_solver_never_updates_the_statistics(specs):
     """Only InnerProduct's two blobs are learnable; a solver step changes the statistics only by
     the forward pass's running average, and the test net reads the train net's statistics."""
-    from layerforge.solvers import get_solver
-
     solver_param = pb.SolverParameter(base_lr=0.5, lr_policy="fixed", max_iter=1, display=0,
                                       weight_decay=0.1, momentum=0.9)
     solver_param.net_param.CopyFrom(parse_text(NET % specs, pb.NetParameter()))

@@ -220,3 +220,23 @@ def test_lmdb_source_without_backend_says_to_set_it(dataset):
     text = f'name: "d" type: "Data" top: "data" data_param {{ source: "{dataset[0]}" batch_size: 5 }}'
     with pytest.raises(LayerError, match=r"no LevelDB there .*it is an LMDB: set backend: LMDB"):
         make_layer(text, [], "TRAIN", 0, np.float32, 1)
+
+
+def test_different_within_group_reads_labels_txt(tmp_path):
+    """12 classes in 3 groups (labels.txt beside the LMDB): with different_within_group 1 every
+    different pair stays inside the first image's group; without labels.txt it is an error."""
+    labels = np.repeat(np.arange(12), 3)
+    path = write_lmdb(tmp_path / "db", datums(np.zeros((36, 1, 2, 2), np.uint8), labels))
+    options = ("batch_size: 8 images_per_blob: 2 output_all_labels: true shuffle: true "
+               "different_within_group: 1")
+    with pytest.raises(LayerError, match=r"different_within_group needs labels.txt .*in or beside the source"):
+        data_layer(str(path), options)
+    group = {c: "ABC"[c % 3] for c in range(12)}
+    (tmp_path / "labels.txt").write_text("".join(f"{c} {group[c]}/char{c}\n" for c in range(12)))
+    layer, top = data_layer(str(path), options)
+    pairs = np.concatenate([labels for _, labels in run(layer, top, 20)]).astype(int)
+    different = pairs[1::2]
+    assert np.all(different[:, 0] != different[:, 1])
+    assert all(group[a] == group[b] for a, b in different)
+    with pytest.raises(LayerError, match=r"different_within_group must be in \[0, 1\], got 1.5"):
+        data_layer(str(path), options.replace("group: 1", "group: 1.5"))
