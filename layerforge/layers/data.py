@@ -5,10 +5,12 @@ import weakref
 import numpy as np
 
 from layerforge.data import DatasetError
+from layerforge.data.groups import class_groups
 from layerforge.data.pairing import PairSampler
 from layerforge.data.prefetch import BatchSource, Prefetcher
 from layerforge.data.store import read_lmdb
 from layerforge.data.transform import DataTransformer
+from layerforge.data.triplets import TripletSampler
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -23,7 +25,8 @@ class DataLayer(Layer):
     share a class). Record order is sequential, or a seeded permutation per epoch when
     `shuffle` or an explicitly set `enable_random_selection: true` asks for it. Batches
     are made ahead in a thread (`prefetch` of them); get_state()/set_state() save and
-    restore the position and RNG state as of the batches consumed.
+    restore the position and RNG state as of the batches consumed. `triplets: true` packs
+    (anchor, positive, negative) instead (data.triplets.TripletSampler), labels N×3.
     """
 
     exact_num_bottom = 0
@@ -43,6 +46,8 @@ class DataLayer(Layer):
             raise self.error(f"data_param.batch_size must be at least 1, got {dp.batch_size}")
         if dp.images_per_blob < 1:
             raise self.error(f"data_param.images_per_blob must be at least 1, got {dp.images_per_blob}")
+        if dp.triplet_negative_same_group and not dp.triplets:
+            raise self.error("data_param.triplet_negative_same_group applies only with triplets: true")
         tp = pb.TransformationParameter()
         tp.CopyFrom(self.param.transform_param)
         for field in ("scale", "mean_file", "crop_size", "mirror"):  # Caffe's deprecated data_param copies
@@ -52,8 +57,9 @@ class DataLayer(Layer):
         rng = np.random.default_rng(int(self.rng.integers(2 ** 63)))  # private: the thread draws from it
         try:
             images, labels = read_lmdb(os.path.expanduser(dp.source))
-            sampler = PairSampler(labels, dp.batch_size, dp.images_per_blob, dp.balance_matches,
-                                  shuffle, dp.rand_skip, rng)
+            sampler = self._triplet_sampler(dp, labels, shuffle, rng, len(top)) if dp.triplets else \
+                PairSampler(labels, dp.batch_size, dp.images_per_blob, dp.balance_matches,
+                            shuffle, dp.rand_skip, rng)
             transformer = DataTransformer(tp, self.phase, images.shape[1:])
         except DatasetError as err:
             raise self.error(f"data_param.source {dp.source!r}: {err}") from err
@@ -63,6 +69,21 @@ class DataLayer(Layer):
             if dp.prefetch else None
         if self._prefetcher is not None:
             weakref.finalize(self, self._prefetcher.close)
+
+    def _triplet_sampler(self, dp, labels, shuffle, rng, num_tops):
+        if dp.HasField("images_per_blob") and dp.images_per_blob != 3:
+            raise self.error(f"data_param.triplets packs 3 images per item, but images_per_blob is "
+                             f"{dp.images_per_blob}; set images_per_blob: 3 or leave it out")
+        if num_tops > 1 and not dp.output_all_labels:
+            raise self.error("data_param.triplets needs output_all_labels: true for its label top "
+                             "(N×3: anchor, positive and negative labels)")
+        groups = None
+        if dp.triplet_negative_same_group:
+            groups = class_groups(os.path.expanduser(dp.source))
+            if groups is None:
+                raise DatasetError("triplet_negative_same_group needs a labels.txt (class -> group) "
+                                   "in or beside the LMDB folder")
+        return TripletSampler(labels, dp.batch_size, shuffle, dp.rand_skip, rng, groups)
 
     def reshape(self, bottom, top):
         top[0].reshape(self._source.data_shape)
