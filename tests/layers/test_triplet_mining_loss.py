@@ -2,12 +2,8 @@
 import numpy as np
 import pytest
 
-from layerforge.kernels.distance import BATCH_ALL, BATCH_HARD, SEMI_HARD, mine_triplets
 from layerforge.layer import LayerError
 from layerforge.testing import check_gradient, forward, make_layer
-
-MODES = {"BATCH_ALL": BATCH_ALL, "BATCH_HARD": BATCH_HARD, "SEMI_HARD": SEMI_HARD}
-
 
 def loss_text(options="", encodings=1):
     bottoms = "".join(f' bottom: "x{k}"' for k in range(encodings))
@@ -157,36 +153,6 @@ def test_ties_go_to_the_lowest_index(mining):
     np.testing.assert_allclose(bottom[0].diff, expected, atol=1e-8)
     # The rule decides the gradient: breaking the ties the other way gives another one.
     assert not np.allclose(expected, frozen_gradient(x, labels, mining, first=False), atol=1e-3)
-
-
-def test_kernel_breaks_ties_by_index_compiled_and_in_python():
-    dist = np.array([[0.0, 2.0, 2.0, 1.0, 1.0],
-                     [2.0, 0.0, 1.0, 3.0, 3.0],
-                     [2.0, 1.0, 0.0, 3.0, 3.0],
-                     [1.0, 3.0, 3.0, 0.0, 1.0],
-                     [1.0, 3.0, 3.0, 1.0, 0.0]])
-    labels = np.array([0, 0, 0, 1, 1])
-    for kernel in (mine_triplets, mine_triplets.py_func):
-        coef, losses, counts = np.zeros((5, 5)), np.empty(5), np.empty(5, np.int64)
-        kernel(dist, labels, BATCH_HARD, 1.0, False, coef, losses, counts)
-        # anchor 0: positives 1 and 2 tie at 2, negatives 3 and 4 tie at 1: (0, 1, 3)
-        np.testing.assert_array_equal(coef[0], [0, 1, 0, -1, 0])
-        np.testing.assert_array_equal(losses, [2, 0, 0, 1, 1])
-        np.testing.assert_array_equal(counts, 1)
-
-
-@pytest.mark.parametrize("mining", ["BATCH_ALL", "BATCH_HARD", "SEMI_HARD"])
-@pytest.mark.parametrize("soft", [False, True])
-def test_kernel_matches_its_python_version(mining, soft):
-    x, labels = batch(15, 3, 4, 2)
-    dist = distances(x, False)
-    results = []
-    for kernel in (mine_triplets, mine_triplets.py_func):
-        out = (np.zeros((15, 15)), np.empty(15), np.empty(15, np.int64))
-        kernel(dist, labels.astype(np.int64), MODES[mining], 1.0, soft, *out)
-        results.append(out)
-    for got, want in zip(*results):
-        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_gradient_with_equal_distances_where_the_choice_does_not_matter():
