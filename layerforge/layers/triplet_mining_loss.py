@@ -1,7 +1,7 @@
 """TripletMiningLoss: triplet loss over the triplets mined online from a labelled batch."""
 import numpy as np
 
-from layerforge.kernels.distance import EPS, mine_triplets, sq_distances
+from layerforge.kernels.distance import BATCH_ALL, BATCH_HARD, EPS, SEMI_HARD, mine_triplets, sq_distances
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -30,8 +30,8 @@ class TripletMiningLossLayer(Layer):
     def setup(self, bottom, top):
         param = self.param.triplet_loss_param
         self.margin = float(param.margin)
-        self.mining = {pb.TripletLossParameter.BATCH_ALL: 0, pb.TripletLossParameter.BATCH_HARD: 1,
-                       pb.TripletLossParameter.SEMI_HARD: 2}[param.mining]
+        self.mining = {pb.TripletLossParameter.BATCH_ALL: BATCH_ALL, pb.TripletLossParameter.BATCH_HARD: BATCH_HARD,
+                       pb.TripletLossParameter.SEMI_HARD: SEMI_HARD}[param.mining]
         self.soft = param.soft_margin
         self.squared = param.squared_distance
 
