@@ -148,10 +148,14 @@ def reference_mine(dist, labels, mode, margin, soft):
             triplets = []
             for p in pos:
                 farther = neg[dist[a, neg] > dist[a, p]]
-                triplets.append((p, farther[np.argmin(dist[a, farther])] if len(farther) else neg[np.argmax(dist[a, neg])]))
+                n = farther[np.argmin(dist[a, farther])] if len(farther) else neg[np.argmax(dist[a, neg])]
+                triplets.append((p, n))
         for p, n in triplets:
             x = dist[a, p] - dist[a, n]
-            loss, slope = (np.logaddexp(0, x), 1 / (1 + np.exp(-x))) if soft else (max(x + margin, 0), float(x + margin > 0))
+            if soft:
+                loss, slope = np.logaddexp(0, x), 1 / (1 + np.exp(-x))
+            else:
+                loss, slope = max(x + margin, 0), float(x + margin > 0)
             losses[a] += loss
             counts[a] += loss > 0 if mode == distance.BATCH_ALL else 1
             coef[a, p] += slope
