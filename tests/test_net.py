@@ -332,3 +332,17 @@ def test_forward_returns_copies_that_later_passes_leave_alone():
     kept = first.copy()
     net.forward(**feed(1))
     np.testing.assert_array_equal(first, kept)
+
+
+# ---------------------------------------------------------------- public helpers
+
+def test_helpers_name_loss_weights_layers_of_a_type_and_blob_names():
+    net = make_net(twin_net().replace('top: "loss" }', 'top: "loss" loss_weight: 2 }'))
+    assert net.loss_weights == {"loss": 2.0}
+    assert [layer.name for layer in net.layers_of_type("InnerProduct")] == ["a", "a_p"]
+    assert net.layers_of_type("Decode") == []
+    assert net.bottom_names["s"] == ["ya", "yb"] and net.top_names["ra"] == ["ya"]
+    assert net.inputs == ["x", "x2", "t"]
+    net.forward(**feed())
+    net.seed_loss_diffs()
+    assert net.blobs["loss"].diff == pytest.approx(2.0)

@@ -22,31 +22,20 @@ class TripletSampler(PairSampler):
                          shuffle=shuffle, rand_skip=rand_skip, rng=rng)
         if len(self.counts) < 2:
             raise DatasetError("data_param.triplets needs at least two classes in the data, found one")
-        self.group_size = None
-        if groups is not None:
-            classes = np.unique(labels)
-            group = np.full(len(classes), -1, np.int64)
-            listed = (classes >= 0) & (classes < len(groups))
-            group[listed] = groups[classes[listed]]
-            # Classes ordered by group: a group is a contiguous run of `group_size` classes.
-            self.group_order = np.argsort(group, kind="stable")
-            sizes = np.bincount(group[group >= 0], minlength=1)
-            starts = np.concatenate(([0], np.cumsum(sizes)[:-1])) + np.count_nonzero(group < 0)
-            self.group_size = np.where(group >= 0, sizes[np.maximum(group, 0)], 1)
-            self.group_start = np.where(group >= 0, starts[np.maximum(group, 0)], 0)
-            self.group_rank = np.empty(len(classes), np.int64)
-            self.group_rank[self.group_order] = np.arange(len(classes)) - self.group_start[self.group_order]
+        self.same_group = groups is not None
+        if self.same_group:
+            self._set_groups(np.unique(labels), groups)
 
     def _negative(self, first):
         cls = self.class_of[first]
         u = self.rng.random(len(first))
         other = np.floor(u * (len(self.counts) - 1)).astype(np.int64)
         other += other >= cls
-        if self.group_size is not None:
+        if self.same_group:
             size = self.group_size[cls]
             within = np.floor(u * (size - 1)).astype(np.int64)
             within += within >= self.group_rank[cls]
-            peer = self.group_order[self.group_start[cls] + np.minimum(within, size - 1)]
+            peer = self.group_members[self.group_start[cls] + np.minimum(within, size - 1)]
             other = np.where(size > 1, peer, other)
         r = np.floor(self.rng.random(len(first)) * self.counts[other]).astype(np.int64)
         return self.by_class[self.starts[other] + r]

@@ -2,10 +2,13 @@
 import numpy as np
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
+
 # Below this distance the contrastive gradient direction (a - b) / d is taken as 0/EPS.
 EPS = 1e-12
 
 
+@serial_when_small(lambda x, c, out: out.size * x.shape[1])
 @njit(cache=True, parallel=True)
 def sq_distances(x, c, out):
     """out[i, l] = sum_d (x[i, d] - c[l, d])**2 for encodings x (N, D) and centres c (L, D)."""

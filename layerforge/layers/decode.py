@@ -1,9 +1,9 @@
 """Decode, AccuracyDecode, AccuracyEncoding: classify encodings by their nearest class centroid."""
 import numpy as np
 
+from layerforge import distributed
 from layerforge.blob import Blob
 from layerforge.kernels import distance
-from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -37,6 +37,13 @@ class _ClassCentroids(Layer):
         if len(bottom) < 2:
             return None
         return bottom[1].data.reshape(bottom[1].shape[0], -1)[:, 0].astype(np.int64)
+
+    @staticmethod
+    def _batch_of_all_ranks(x, labels):
+        """In a data-parallel run, every rank learns from the encodings of all ranks, in rank
+        order, so the class state stays the same on every rank and equals one process's."""
+        world = distributed.active()
+        return (x, labels) if world is None else world.gather_rows(x, labels)
 
     def _ignored(self, labels):
         """Which labels are ignore labels (np.isin is slow, and most nets have none)."""
@@ -148,7 +155,8 @@ class DecodeLayer(_ClassCentroids):
         n = bottom[0].shape[0]
         x = bottom[0].data.reshape(n, self.dim)
         if self._learning(bottom) and n:
-            self._learn(x, self._learnable_labels(self._labels(bottom)), n * p.cache_size)
+            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(self._labels(bottom)))
+            self._learn(seen, labels, len(seen) * p.cache_size)
         if self.phase == pb.TRAIN:
             self.blobs[3].data[0] += 1
         counts, ready = self.blobs[1].data, self.blobs[2].data
@@ -157,7 +165,7 @@ class DecodeLayer(_ClassCentroids):
         if self.knn:
             distance.knn_distances(x, self.blobs[4].data, counts, p.k, FLT_MAX, top[0].data)
         else:
-            call(distance.sq_distances, top[0].count * self.dim, x, self.blobs[0].data, top[0].data)
+            distance.sq_distances(x, self.blobs[0].data, top[0].data)
         self._mask_unknown(top[0].data)
         if len(top) > 1:
             top[1].reshape((num_classes, self.dim))
@@ -268,7 +276,7 @@ class AccuracyEncodingLayer(_ClassCentroids):
         labels = self._labels(bottom)
         keep = ~self._ignored(labels)
         dist = np.empty((n, self.blobs[0].shape[0]), x.dtype)
-        call(distance.sq_distances, dist.size * self.dim, x, self.blobs[0].data, dist)
+        distance.sq_distances(x, self.blobs[0].data, dist)
         self._mask_unknown(dist)
         if dist.shape[1] and keep.any():
             correct = (dist.argmin(axis=1) == labels) & (dist.min(axis=1) < FLT_MAX)
@@ -276,8 +284,8 @@ class AccuracyEncodingLayer(_ClassCentroids):
         else:
             top[0].data[...] = 0
         if self.phase == pb.TRAIN and n:
-            labels = self._learnable_labels(labels)
+            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(labels))
             self._grow(int(labels.max()) + 1)
             no_cache = np.zeros((0, 0, self.dim), x.dtype)
-            distance.accumulate_classes(x, labels, self.blobs[0].data, self.blobs[1].data, no_cache,
-                                        n * self.param.decode_param.cache_size)
+            distance.accumulate_classes(seen, labels, self.blobs[0].data, self.blobs[1].data, no_cache,
+                                        len(seen) * self.param.decode_param.cache_size)

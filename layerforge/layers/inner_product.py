@@ -15,6 +15,10 @@ class InnerProductLayer(Layer):
     """
     exact_num_bottom = 1
     exact_num_top = 1
+    batch_independent = True
+
+    def batch_independent_for(self, bottom):
+        return self.axis > 0       # axis 0 would fold the items into one
 
     def setup(self, bottom, top):
         param = self.param.inner_product_param

@@ -20,6 +20,7 @@ class InputLayer(Layer):
     exact_num_bottom = 0
     min_top = 1
     has_backward = False
+    is_input = True
 
     def setup(self, bottom, top):
         shapes = _one_or_per_top(self, self.param.input_param.shape, top, "input_param.shape")

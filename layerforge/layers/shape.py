@@ -51,6 +51,11 @@ class _ReshapingLayer(Layer):
 class FlattenLayer(_ReshapingLayer):
     """Merge axes `axis` .. `end_axis` (inclusive) into one: N×C×H×W -> N×(C·H·W) by default."""
 
+    batch_independent = True
+
+    def batch_independent_for(self, bottom):
+        return self.param.flatten_param.axis % bottom[0].num_axes > 0   # axis 0 folds the items
+
     def top_shape(self, blob):
         param = self.param.flatten_param
         axes = []

@@ -3,7 +3,6 @@ import numpy as np
 
 from layerforge.blob import Blob
 from layerforge.kernels.softmax import softmax_backward, softmax_forward
-from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -53,12 +52,12 @@ class SoftmaxLayer(Layer):
         top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):
-        call(softmax_forward, bottom[0].count, bottom[0].data.reshape(self.view), top[0].data.reshape(self.view))
+        softmax_forward(bottom[0].data.reshape(self.view), top[0].data.reshape(self.view))
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            call(softmax_backward, top[0].count, top[0].data.reshape(self.view), top[0].diff.reshape(self.view),
-                 bottom[0].diff.reshape(self.view))
+            softmax_backward(top[0].data.reshape(self.view), top[0].diff.reshape(self.view),
+                             bottom[0].diff.reshape(self.view))
 
 
 @register_layer("SoftmaxWithLoss")
@@ -100,7 +99,7 @@ class SoftmaxWithLossLayer(Layer):
 
     def forward(self, bottom, top):
         prob = self.prob.data.reshape(self.view)
-        call(softmax_forward, prob.size, bottom[0].data.reshape(self.view), prob)
+        softmax_forward(bottom[0].data.reshape(self.view), prob)
         self.labels, self.valid = read_labels(self, bottom[1], self.view, self.ignore_label)
         picked = np.take_along_axis(prob, self.labels[:, None, :], axis=1)[:, 0, :]
         loss = -np.sum(np.log(np.maximum(picked[self.valid], FLT_MIN)), dtype=np.float64)
@@ -122,5 +121,5 @@ class SoftmaxWithLossLayer(Layer):
         dx *= top[0].diff.item() / self.normalizer(int(self.valid.sum()))
         if len(top) > 1:
             through_prob = np.empty_like(dx)
-            call(softmax_backward, prob.size, prob, top[1].diff.reshape(self.view), through_prob)
+            softmax_backward(prob, top[1].diff.reshape(self.view), through_prob)
             dx += through_prob

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from layerforge.io import ConfigError
-from layerforge.sgd_solvers import AdamSolver, NesterovSolver, SGDSolver
-from layerforge.solver import get_solver
+from layerforge.solvers import AdamSolver, NesterovSolver, SGDSolver
+from layerforge.solvers import get_solver
 from tests.solver.helpers import linear_net
 
 

@@ -3,7 +3,7 @@ momentum history, L2/L1 weight decay, lr_mult/decay_mult, tied parameters, iter_
 import numpy as np
 import pytest
 
-from layerforge.solver import get_solver
+from layerforge.solvers import get_solver
 from tests.solver.helpers import linear_net, seq_items, solver_param
 
 BATCH, DIM, OUT = 4, 3, 2

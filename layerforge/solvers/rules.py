@@ -1,13 +1,14 @@
 """Update rules: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam (Caffe's formulas).
 
 Each class only says how one parameter's update value comes from its gradient and
-history; the loop, regularization order and snapshots live in solver.Solver. The
+history; the loop, regularization order and snapshots live in base.Solver. The
 arithmetic is in kernels/updates.py (one fused pass per parameter).
 """
 import math
 
 from layerforge.kernels import updates
-from layerforge.solver import Solver, register_solver
+from layerforge.solvers.base import Solver
+from layerforge.solvers.registry import register_solver
 
 
 @register_solver("SGD")
