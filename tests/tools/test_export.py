@@ -130,5 +130,6 @@ def test_a_layer_without_mapping_is_named(tmp_path, capsys):
         export_onnx(Net(model, "RUN"), tmp_path / "x.onnx")
     assert main(["export", "--onnx", str(model), str(weights), str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("layerforge: error: layer 'pick' (ArgMax) has no ONNX mapping") and err.count("\n") == 1
+    assert err.splitlines()[-1].startswith("layerforge: error: layer 'pick' (ArgMax) has no ONNX mapping")
+    assert "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
