@@ -57,7 +57,7 @@ def make_lmdb(scratch):
 def make_solver(lmdb):
     """The tutorial's SGD solver on the Siamese TRAIN net reading `lmdb`; no tests, snapshots or logs."""
     from layerforge import io
-    from layerforge.solver import get_solver
+    from layerforge.solvers import get_solver
     net = io.read_net(str(MODEL))
     for layer in net.layer:
         if layer.type == "Data":

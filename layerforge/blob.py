@@ -36,8 +36,23 @@ class Blob:
     def num_axes(self):
         return self.data.ndim
 
-    def reshape(self, shape):
-        """Give the blob a new shape; contents are kept only when the shape is unchanged."""
+    def _legacy_axis(self, index):
+        """Caffe's LegacyShape: axis `index` of a blob of at most 4 axes, 1 beyond its last."""
+        if self.num_axes > 4:
+            raise ValueError(f"num/channels/height/width apply to blobs of at most 4 axes; this one "
+                             f"has shape {self.shape}")
+        return self.shape[index] if index < self.num_axes else 1
+
+    num = property(lambda self: self._legacy_axis(0), doc="Axis 0 (Caffe's legacy accessor).")
+    channels = property(lambda self: self._legacy_axis(1), doc="Axis 1 (Caffe's legacy accessor).")
+    height = property(lambda self: self._legacy_axis(2), doc="Axis 2 (Caffe's legacy accessor).")
+    width = property(lambda self: self._legacy_axis(3), doc="Axis 3 (Caffe's legacy accessor).")
+
+    def reshape(self, *shape):
+        """Give the blob a new shape, as `reshape((2, 3))` or, as pycaffe, `reshape(2, 3)`;
+        `reshape()` makes a scalar. Contents are kept only when the shape is unchanged."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise ValueError(f"blob shape {shape} has a negative dimension")
@@ -59,3 +74,12 @@ class Blob:
 
     def __repr__(self):
         return f"Blob(shape={self.shape}, dtype={self.dtype.name})"
+
+
+class BlobVec(list):
+    """A layer's `blobs`: a list of Blobs that can also grow as pycaffe's does,
+    `self.blobs.add_blob(2, 3)` appending a zero-filled float32 Blob of that shape."""
+
+    def add_blob(self, *shape):
+        self.append(Blob(shape))
+        return self[-1]

@@ -1,15 +1,23 @@
 """The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
-embed, oneshot, centroids and data sub-commands. `python -m layerforge` is the same program.
+embed, oneshot, centroids, upgrade and data sub-commands. `python -m layerforge` is the same program.
+
+Each command is one small function registered with `@command(name, arguments, help=...)`, as
+Caffe's tool registers its actions: `arguments(parser)` declares its options and the function
+runs it. Adding a command touches one place; `build_parser()` assembles them all.
 
 Results go to stdout; log lines ("Iteration 500, loss = 0.0421") go to stderr. Bad input
 (a missing file, a malformed prototxt, an unknown layer) prints one line,
 "layerforge: error: <message>", and exits with status 2; --debug shows the traceback.
+Caffe's single-dash spellings of its flags (`-solver S`, `-weights W`, ...) are accepted.
 """
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
 PROG = "layerforge"
 log = logging.getLogger("layerforge")
@@ -19,19 +27,165 @@ class CommandError(ValueError):
     """A sub-command cannot run as asked."""
 
 
-# ---------------------------------------------------------------- sub-commands
+# ---------------------------------------------------------------- registry
 
+@dataclass
+class Command:
+    name: str                                  # "train", or "data mnist" inside the group "data"
+    run: Callable                              # run(args) -> exit status (None = 0)
+    arguments: Callable | None                 # arguments(parser) declares the options
+    help: str
+    description: str | None
+
+
+_COMMANDS: dict[str, Command] = {}
+_GROUPS: dict[str, str] = {}                   # group name -> help, e.g. "data"
+# Groups whose commands live in another module: imported when the parser is built, and reported
+# as unavailable (not fatal) when the import fails.
+_PLUGINS = {"data": "layerforge.data.commands"}
+
+
+def command(name, arguments=None, *, help, description=None):
+    """Register the decorated `run(args)` as `layerforge NAME`; `arguments(parser)` declares its
+    options. A two-word name ("data mnist") is a command of the group `group()` declared."""
+    def register(run):
+        _COMMANDS[name] = Command(name, run, arguments, help, description or help)
+        return run
+    return register
+
+
+def group(name, help):
+    """Declare a group of commands (`layerforge data mnist|images`)."""
+    _GROUPS[name] = help
+
+
+# Caffe's tool (gflags) spells its flags with one dash: `-solver S`; main() reads them as `--solver`.
+CAFFE_FLAGS = ("solver", "model", "weights", "snapshot", "iterations", "phase", "gpu")
+
+
+def _caffe_spellings(argv):
+    """argv with Caffe's single-dash flags (`-solver S`, `-weights=W`) spelled with two dashes."""
+    return [f"-{arg}" if arg[:1] == "-" and arg[1:].split("=", 1)[0] in CAFFE_FLAGS else arg
+            for arg in argv]
+
+
+def at_least(minimum):
+    """argparse type: an integer >= minimum."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _gpu_option(parser):
+    """Caffe's -gpu, accepted so that it fails with a clear message instead of a usage error."""
+    parser.add_argument("--gpu", metavar="ID",
+                        help="Caffe's GPU selection; layerforge runs on the CPU only, so this is an error")
+
+
+def _version():
+    from layerforge import __version__
+    return f"{PROG} {__version__}"
+
+
+def build_parser():
+    """The argparse parser of every registered command."""
+    unavailable = {}
+    for name, module in _PLUGINS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            unavailable[name] = err
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.",
+        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage; a signal that stopped training "
+               "(after it snapshotted): 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP. "
+               f"Caffe's single-dash flags are accepted too ({', '.join('-' + f for f in CAFFE_FLAGS)}). "
+               "Run 'layerforge COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups = {}
+
+    def add(subparsers, name, help, description):
+        sub = subparsers.add_parser(name, help=help, description=description)
+        # SUPPRESS: `layerforge --debug train` must not be reset by the sub-command's default.
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of errors")
+        return sub
+
+    for spec in _COMMANDS.values():
+        *path, name = spec.name.split()
+        if path and path[0] in unavailable:
+            continue
+        subparsers = top
+        if path:
+            if path[0] not in groups:
+                holder = add(top, path[0], _GROUPS[path[0]], _GROUPS[path[0]])
+                groups[path[0]] = holder.add_subparsers(dest=f"{path[0]}_command", required=True,
+                                                        metavar="COMMAND")
+            subparsers = groups[path[0]]
+        sub = add(subparsers, name, spec.help, spec.description)
+        if spec.arguments is not None:
+            spec.arguments(sub)
+        sub.set_defaults(func=spec.run)
+    for name, err in unavailable.items():
+        add(top, name, f"{_GROUPS.get(name, name)} (unavailable)",
+            f"Unavailable: the {name} commands failed to import ({err}).").set_defaults(
+            func=_unavailable(name, err))
+    return parser
+
+
+def _unavailable(name, err):
+    def run(args):
+        raise CommandError(f"'{PROG} {name}' is unavailable: {err}")
+    return run
+
+
+# ---------------------------------------------------------------- train
+
+def _train_arguments(p):
+    p.add_argument("--solver", required=True, metavar="S", help="solver prototxt")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--weights", metavar="W", help="initialise from these .caffemodel weights")
+    start.add_argument("--snapshot", metavar="S.solverstate",
+                       help="resume from this solver state (and the weights it names)")
+    p.add_argument("--log", metavar="FILE.jsonl",
+                   help="JSON-lines log path (default: <snapshot_prefix>_log.jsonl; "
+                        "appended to when resuming)")
+    p.add_argument("--quiet", action="store_true", help="no log lines, only warnings and results")
+    _gpu_option(p)
+
+
+@command("train", _train_arguments, help="train a net with a solver prototxt", description=(
+    "Build the solver and train until max_iter (or early stopping / Ctrl-C, which snapshots). "
+    "On a terminal a progress bar shows iterations, loss and the last test output; otherwise "
+    "Caffe-style log lines go to stderr. A JSON-lines log of every train/test/snapshot event "
+    "is always written (for `layerforge plot`). The final test outputs are printed at the end."))
 def cmd_train(args):
-    from layerforge.solver import get_solver
+    from layerforge.solvers import get_solver
     from layerforge.tools.log import JsonLinesLog
 
     solver = get_solver(args.solver, weights=args.weights)
+    if solver.world is not None and solver.world.rank > 0:   # rank 0 alone logs and reports
+        logging.getLogger("layerforge").setLevel(logging.WARNING)
+        solver.solve(resume=args.snapshot)
+        return _signal_status(solver)
     log_path = args.log or f"{solver.snapshot_prefix}_log.jsonl"
     finals = {}
+
+    saved = {}
 
     def remember_tests(event):
         if event.get("event") == "test":
             finals[event.get("net", 0)] = (event.get("iter"), event.get("outputs", {}))
+        elif event.get("event") == "snapshot":
+            saved.update(event)
 
     with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
         jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
@@ -51,7 +205,19 @@ def cmd_train(args):
         for name, value in outputs.items():
             print(f"    {name} = {_format_value(value)}")
     print(f"Training log: {log_path}")
-    return 0
+    status = _signal_status(solver)
+    if status:
+        print(f"Stopped by {solver.stop_reason.upper()} at iteration {solver.iter}: weights in "
+              f"{saved.get('caffemodel')}, solver state in {saved.get('solverstate')} "
+              f"(resume with --snapshot)")
+    return status
+
+
+def _signal_status(solver):
+    """128 + the signal's number when a signal stopped training (the shell's convention), else 0."""
+    from layerforge.solvers.base import STOP_SIGNALS
+    number = STOP_SIGNALS.get(solver.stop_reason)
+    return 128 + number if number else 0
 
 
 def _show_progress():
@@ -97,13 +263,27 @@ def _format_value(value):
     return f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
 
 
+# ---------------------------------------------------------------- test, time
+
+def _test_arguments(p):
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    p.add_argument("--iterations", type=at_least(1), default=50, metavar="N",
+                   help="number of batches (default: 50)")
+    p.add_argument("--phase", choices=("TEST", "RUN"), default="TEST", help="net phase (default: TEST)")
+    _gpu_option(p)
+
+
+@command("test", _test_arguments, help="score a trained net", description=(
+    "Run N forward passes and print the mean of each scalar output, like `caffe test` "
+    "(e.g. 'accuracy = 0.9712'; losses also show their weighted value)."))
 def cmd_test(args):
     import numpy as np
 
     from layerforge.net import Net
 
     net = Net(args.model, args.phase, weights=args.weights)
-    weights = {name: w for e in net.entries for name, w in zip(e.top_names, e.loss_weights) if w}
+    weights = net.loss_weights
     sums, skipped = {}, set()
     for batch in range(args.iterations):
         for name, value in net.forward().items():
@@ -124,6 +304,24 @@ def cmd_test(args):
     return 0
 
 
+def _time_arguments(p):
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    p.add_argument("--iterations", type=at_least(1), default=50, metavar="N",
+                   help="timed iterations (default: 50)")
+    p.add_argument("--warmup", type=at_least(0), default=1, metavar="N",
+                   help="untimed iterations first (default: 1)")
+    p.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TRAIN",
+                   help="net phase (default: TRAIN)")
+    _gpu_option(p)
+
+
+@command("time", _time_arguments, help="benchmark a net layer by layer", description=(
+    "Mean forward and backward milliseconds per layer and in total per iteration, like `caffe "
+    "time`. The net runs on its own data (Input blobs hold zeros); backward runs where "
+    "training would run it, so a net without a loss times forward only. Untimed warm-up "
+    "passes come first so Numba compilation is not counted. Tied twin branches run as one "
+    "batch, so their time shows on the first branch's rows (LAYERFORGE_MERGE_TWINS=0 runs "
+    "them apart)."))
 def cmd_time(args):
     from layerforge.net import Net
     from layerforge.tools.timing import time_net
@@ -135,6 +333,22 @@ def cmd_time(args):
     return 0
 
 
+# ---------------------------------------------------------------- pictures
+
+def _draw_arguments(p):
+    p.add_argument("net", metavar="NET", help="net prototxt")
+    p.add_argument("out", metavar="OUT", help="output file: out.png, out.svg or out.dot")
+    p.add_argument("--phase", choices=("ALL", "TRAIN", "TEST", "RUN"), default="ALL",
+                   help="draw only this phase's layers (default: ALL layers)")
+    p.add_argument("--rankdir", choices=("auto", "LR", "TB", "RL", "BT"), default="auto",
+                   help="graph direction (default: auto, top to bottom for a long net, left to "
+                        "right for a short one)")
+
+
+@command("draw", _draw_arguments, help="draw a net's graph", description=(
+    "Draw layers (boxes) and blobs (ellipses) with pydot; parameters shared by name (tied "
+    "weights) are dashed blue edges. The output extension picks the format: .dot needs "
+    "nothing, .png/.svg/.pdf need Graphviz's `dot` program. Only OUT is written."))
 def cmd_draw(args):
     from layerforge.tools.draw import draw_net
 
@@ -143,6 +357,14 @@ def cmd_draw(args):
     return 0
 
 
+def _plot_arguments(p):
+    p.add_argument("log", metavar="LOG", help="training log: .jsonl, or a Caffe/layerforge text log")
+    p.add_argument("--out", metavar="PNG", help="output PNG (default: LOG with .png)")
+
+
+@command("plot", _plot_arguments, help="plot loss and test curves from a training log", description=(
+    "Plot train/test loss (top) and the other test outputs (bottom) against iteration, from "
+    "the JSON-lines log of `layerforge train` or a Caffe text log, to a PNG."))
 def cmd_plot(args):
     from layerforge.tools.plot import plot_log
 
@@ -151,6 +373,23 @@ def cmd_plot(args):
     return 0
 
 
+def _embed_arguments(p):
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    p.add_argument("--blob", required=True, metavar="BLOB", help="blob with N×D encodings, e.g. feat")
+    p.add_argument("--label-blob", metavar="BLOB",
+                   help="blob with the labels (N, or N×K with the encoding's label in column 0; "
+                        "default: 'label' if the net has it)")
+    p.add_argument("--iterations", type=at_least(1), default=10, metavar="N",
+                   help="batches to collect (default: 10)")
+    p.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
+                   help="net phase (default: TEST)")
+    p.add_argument("--out", default="embed.png", metavar="PNG", help="output PNG (default: embed.png)")
+
+
+@command("embed", _embed_arguments, help="scatter-plot a net's 2-D encodings by class", description=(
+    "Run the net, collect the encodings in --blob and their labels, and scatter them coloured "
+    "by class to a PNG (only the first 2 dimensions when there are more)."))
 def cmd_embed(args):
     from layerforge.net import Net
     from layerforge.tools.embed import collect_encodings, plot_embedding
@@ -169,6 +408,16 @@ def cmd_embed(args):
     print(f"Wrote {args.out} ({len(encodings)} encodings of '{args.blob}'"
           f"{f', classes from {label_blob!r}' if labels is not None else ''})")
     return 0
+
+
+# ---------------------------------------------------------------- encodings of images
+
+def _encoder_arguments(p):
+    """--model, --weights and --scale of the commands that encode images (_encodable_images)."""
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    p.add_argument("--scale", type=float, default=0.00390625, metavar="S",
+                   help="pixel scale when the model has no transform_param (default: 1/256)")
 
 
 def _encodable_images(args):
@@ -202,24 +451,115 @@ def _encodable_images(args):
     return net, images, labels, transform
 
 
+def _oneshot_arguments(p):
+    _encoder_arguments(p)
+    p.add_argument("--ways", type=at_least(2), default=5, metavar="N",
+                   help="classes per trial (default: 5; with --runs, the runs decide)")
+    p.add_argument("--trials", type=at_least(1), default=1000, metavar="T",
+                   help="number of trials (default: 1000; with --runs, one per test item)")
+    p.add_argument("--blob", metavar="BLOB",
+                   help="encoding blob (default: feat), or a verification net's score blob "
+                        "(default: its output)")
+    images = p.add_mutually_exclusive_group(required=True)
+    images.add_argument("--source", metavar="LMDB", help="LMDB of Datum records (labels are the classes)")
+    images.add_argument("--images", metavar="DIR",
+                        help="folder with one sub-folder of images per class (resized to the "
+                             "net's input size, grayscale for 1 channel)")
+    images.add_argument("--runs", metavar="DIR",
+                        help="Lake's one-shot runs: DIR/runNN/{class_labels.txt,training/,test/}; each "
+                             "test item is classified among its run's training images")
+    images.add_argument("--alphabets", metavar="A,B,...",
+                        help="Omniglot alphabets (of the zips in --from): N-way trials within one "
+                             "alphabet, supports by one drawer and the query by another")
+    p.add_argument("--from", dest="zip_dir", metavar="ZIPDIR",
+                   help="with --alphabets: folder of Omniglot .zip files, or one zip "
+                        "(default: $LAYERFORGE_OMNIGLOT)")
+    p.add_argument("--classes", metavar="LIST",
+                   help="comma-separated classes to use, e.g. 5,6,7,8,9 (labels, or folder names "
+                        "with --images; default: all)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+
+
+@command("oneshot", _oneshot_arguments, help="N-way one-shot accuracy on held-out classes", description=(
+    "One-shot evaluation as in Koch et al.: each trial has N support images, one per class, and a "
+    "query of one of those classes, classified by the nearest support encoding (Euclidean, ties "
+    "broken at random) or, for a verification net (RUN inputs 'data' and 'data_p'), by the highest "
+    "score of the pair. Trials come from labelled images (--source, --images: N random classes, "
+    "the query another image of the first), from Omniglot alphabets (--alphabets: within one "
+    "alphabet, as Lake draws them) or from Lake's run folders (--runs); Omniglot images are read "
+    "as `layerforge data omniglot` reads them, resized to the net's input. Prints the accuracy "
+    "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
+    "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
+    "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat."))
 def cmd_oneshot(args):
     import numpy as np
 
-    from layerforge.tools import oneshot
+    from layerforge.tools import oneshot as tool
 
-    net, images, labels, transform = _encodable_images(args)
-    encode = oneshot.net_encoder(net, args.blob, transform=transform)
-    result = oneshot.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
-                                       np.random.default_rng(args.seed))
+    if args.runs or args.alphabets:
+        result = _omniglot_one_shot(args)
+    else:
+        net, images, labels, transform = _encodable_images(args)
+        encode = tool.net_encoder(net, args.blob or "feat", transform=transform)
+        result = tool.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
+                                        np.random.default_rng(args.seed))
     print(result.line())
     return 0
 
 
+def _omniglot_one_shot(args):
+    """OneShotResult of --runs or --alphabets trials, by encodings or by a verification net."""
+    import numpy as np
+
+    from layerforge import io
+    from layerforge.net import Net
+    from layerforge.tools import oneshot as tool
+
+    net = Net(args.model, "RUN", weights=args.weights)
+    shape = net.blobs["data"].shape if "data" in net.inputs else ()
+    if len(shape) != 4 or shape[1] != 1:
+        raise CommandError(f"{args.model}: Omniglot trials need an Input blob 'data' of N x 1 x H x W "
+                           f"in phase RUN (inputs: {', '.join(net.inputs) or 'none'})")
+    rng = np.random.default_rng(args.seed)
+    if args.runs:
+        images, query, support = tool.read_runs(args.runs, tuple(shape[2:]))
+        where = f"runs in {args.runs}"
+    else:
+        alphabets = [a.strip() for a in args.alphabets.split(",") if a.strip()]
+        images, query, support = tool.alphabet_trials(args.zip_dir, alphabets, tuple(shape[2:]),
+                                                      args.ways, args.trials, rng)
+        where = f"alphabets {', '.join(alphabets)}"
+    transform, _, how = tool.input_transform(io.read_net(args.model), args.scale, images.shape[1:])
+    if "data_p" in net.inputs:
+        score = tool.pair_scores(net, images, transform, args.blob)
+        by = "verification score"
+    else:
+        score = tool.euclidean_scores(tool.net_encoder(net, args.blob or "feat", transform=transform)(images))
+        by = f"Euclidean distance of '{args.blob or 'feat'}'"
+    log.info("%d trials of %s (%d images, %dx%d, transformed %s), classified by %s", len(query), where,
+             len(images), shape[2], shape[3], how, by)
+    return tool.score_trials(score, query, support, rng)
+
+
+def _centroids_arguments(p):
+    _encoder_arguments(p)
+    p.add_argument("--source", required=True, metavar="LMDB",
+                   help="LMDB of labelled Datum records, e.g. the training set")
+    p.add_argument("--out", metavar="W", help="output .caffemodel (default: overwrite --weights)")
+    p.add_argument("--classes", metavar="LIST", help="comma-separated labels to use (default: all)")
+
+
+@command("centroids", _centroids_arguments, help="set a net's Decode centroids to exact class means",
+         description=(
+    "Encode every image of --source with the trained net (phase RUN, transformed as its Data "
+    "layer does in TEST) and set each Decode layer's centroids to the mean encoding of each "
+    "class, in place of the moving average learned during training. Writes the weights with "
+    "these centroids to --out (default: over --weights)."))
 def cmd_centroids(args):
-    from layerforge.tools import centroids, oneshot
+    from layerforge.tools import centroids as tool, oneshot
 
     net, images, labels, transform = _encodable_images(args)
-    done = centroids.set_class_centroids(
+    done = tool.set_class_centroids(
         net, lambda blob: oneshot.net_encoder(net, blob, transform=transform), images, labels)
     out = args.out or args.weights
     net.save(out)
@@ -228,173 +568,26 @@ def cmd_centroids(args):
     return 0
 
 
-# ---------------------------------------------------------------- parser
+# ---------------------------------------------------------------- files
 
-def _at_least(minimum):
-    """argparse type: an integer >= minimum."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
+def _upgrade_arguments(p):
+    p.add_argument("source", metavar="NET_OR_WEIGHTS", help="a net prototxt or a .caffemodel in Caffe's V0/V1 format")
+    p.add_argument("out", metavar="OUT", help="where to write the upgraded file (same format as the input)")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Caffe-style deep learning: train and test nets described in prototxt files.",
-        epilog="Exit status: 0 done, 1 training diverged, 2 bad input or usage, 130 interrupted. "
-               "Run 'layerforge COMMAND --help' for a command's options.")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+@command("upgrade", _upgrade_arguments, help="upgrade a legacy V0/V1 net or weights file", description=(
+    "Caffe's upgrade_net_proto_text and upgrade_net_proto_binary: rewrite a V0/V1 net prototxt "
+    "(`layers { type: CONVOLUTION }`) or .caffemodel in the current format, as every command "
+    "does when it reads one. A .caffemodel is written binary, anything else as prototxt text."))
+def cmd_upgrade(args):
+    from layerforge.upgrade import upgrade_file
 
-    def command(name, func, help, description):
-        sub = commands.add_parser(name, help=help, description=description)
-        # SUPPRESS: `layerforge --debug train` must not be reset by the sub-command's default.
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show the full traceback of errors")
-        sub.set_defaults(func=func)
-        return sub
-
-    train = command(
-        "train", cmd_train, "train a net with a solver prototxt",
-        "Build the solver and train until max_iter (or early stopping / Ctrl-C, which snapshots). "
-        "On a terminal a progress bar shows iterations, loss and the last test output; otherwise "
-        "Caffe-style log lines go to stderr. A JSON-lines log of every train/test/snapshot event "
-        "is always written (for `layerforge plot`). The final test outputs are printed at the end.")
-    train.add_argument("--solver", required=True, metavar="S", help="solver prototxt")
-    start = train.add_mutually_exclusive_group()
-    start.add_argument("--weights", metavar="W", help="initialise from these .caffemodel weights")
-    start.add_argument("--snapshot", metavar="S.solverstate",
-                       help="resume from this solver state (and the weights it names)")
-    train.add_argument("--log", metavar="FILE.jsonl",
-                       help="JSON-lines log path (default: <snapshot_prefix>_log.jsonl; "
-                            "appended to when resuming)")
-    train.add_argument("--quiet", action="store_true", help="no log lines, only warnings and results")
-
-    test = command(
-        "test", cmd_test, "score a trained net",
-        "Run N forward passes and print the mean of each scalar output, like `caffe test` "
-        "(e.g. 'accuracy = 0.9712'; losses also show their weighted value).")
-    test.add_argument("--model", required=True, metavar="M", help="net prototxt")
-    test.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
-    test.add_argument("--iterations", type=_at_least(1), default=50, metavar="N",
-                      help="number of batches (default: 50)")
-    test.add_argument("--phase", choices=("TEST", "RUN"), default="TEST",
-                      help="net phase (default: TEST)")
-
-    time_ = command(
-        "time", cmd_time, "benchmark a net layer by layer",
-        "Mean forward and backward milliseconds per layer and in total per iteration, like `caffe "
-        "time`. The net runs on its own data (Input blobs hold zeros); backward runs where "
-        "training would run it, so a net without a loss times forward only. Untimed warm-up "
-        "passes come first so Numba compilation is not counted. Tied twin branches run as one "
-        "batch, so their time shows on the first branch's rows (LAYERFORGE_MERGE_TWINS=0 runs "
-        "them apart).")
-    time_.add_argument("--model", required=True, metavar="M", help="net prototxt")
-    time_.add_argument("--iterations", type=_at_least(1), default=50, metavar="N",
-                       help="timed iterations (default: 50)")
-    time_.add_argument("--warmup", type=_at_least(0), default=1, metavar="N",
-                       help="untimed iterations first (default: 1)")
-    time_.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TRAIN",
-                       help="net phase (default: TRAIN)")
-
-    draw = command(
-        "draw", cmd_draw, "draw a net's graph",
-        "Draw layers (boxes) and blobs (ellipses); parameters shared by name (tied weights) are "
-        "dashed blue edges. The output extension picks the format: .dot needs nothing, "
-        ".png/.svg/.pdf need Graphviz's `dot` program.")
-    draw.add_argument("net", metavar="NET", help="net prototxt")
-    draw.add_argument("out", metavar="OUT", help="output file: out.png, out.svg or out.dot")
-    draw.add_argument("--phase", choices=("ALL", "TRAIN", "TEST", "RUN"), default="ALL",
-                      help="draw only this phase's layers (default: ALL layers)")
-    draw.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR",
-                      help="graph direction (default: LR, left to right)")
-
-    plot = command(
-        "plot", cmd_plot, "plot loss and test curves from a training log",
-        "Plot train/test loss (top) and the other test outputs (bottom) against iteration, from "
-        "the JSON-lines log of `layerforge train` or a Caffe text log, to a PNG.")
-    plot.add_argument("log", metavar="LOG", help="training log: .jsonl, or a Caffe/layerforge text log")
-    plot.add_argument("--out", metavar="PNG", help="output PNG (default: LOG with .png)")
-
-    embed = command(
-        "embed", cmd_embed, "scatter-plot a net's 2-D encodings by class",
-        "Run the net, collect the encodings in --blob and their labels, and scatter them coloured "
-        "by class to a PNG (only the first 2 dimensions when there are more).")
-    embed.add_argument("--model", required=True, metavar="M", help="net prototxt")
-    embed.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
-    embed.add_argument("--blob", required=True, metavar="BLOB", help="blob with N×D encodings, e.g. feat")
-    embed.add_argument("--label-blob", metavar="BLOB",
-                       help="blob with the labels (N, or N×K with the encoding's label in column 0; "
-                            "default: 'label' if the net has it)")
-    embed.add_argument("--iterations", type=_at_least(1), default=10, metavar="N",
-                       help="batches to collect (default: 10)")
-    embed.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
-                       help="net phase (default: TEST)")
-    embed.add_argument("--out", default="embed.png", metavar="PNG", help="output PNG (default: embed.png)")
-
-    oneshot = command(
-        "oneshot", cmd_oneshot, "N-way one-shot accuracy on held-out classes",
-        "One-shot evaluation as in Koch et al.: each trial draws N distinct classes, one support "
-        "image per class and another image of the first class as the query, which is classified "
-        "by the nearest support encoding (Euclidean, ties broken at random). Prints the accuracy "
-        "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
-        "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
-        "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat.")
-    def encoder_arguments(sub):
-        """--model, --weights and --scale of the commands that encode images (_encodable_images)."""
-        sub.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
-        sub.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
-        sub.add_argument("--scale", type=float, default=0.00390625, metavar="S",
-                         help="pixel scale when the model has no transform_param (default: 1/256)")
-
-    encoder_arguments(oneshot)
-    oneshot.add_argument("--ways", type=_at_least(2), default=5, metavar="N",
-                         help="classes per trial (default: 5)")
-    oneshot.add_argument("--trials", type=_at_least(1), default=1000, metavar="T",
-                         help="number of trials (default: 1000)")
-    oneshot.add_argument("--blob", default="feat", metavar="BLOB", help="encoding blob (default: feat)")
-    images = oneshot.add_mutually_exclusive_group(required=True)
-    images.add_argument("--source", metavar="LMDB", help="LMDB of Datum records (labels are the classes)")
-    images.add_argument("--images", metavar="DIR",
-                        help="folder with one sub-folder of images per class (resized to the "
-                             "net's input size, grayscale for 1 channel)")
-    oneshot.add_argument("--classes", metavar="LIST",
-                         help="comma-separated classes to use, e.g. 5,6,7,8,9 (labels, or folder names "
-                              "with --images; default: all)")
-    oneshot.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
-
-    cents = command(
-        "centroids", cmd_centroids, "set a net's Decode centroids to exact class means",
-        "Encode every image of --source with the trained net (phase RUN, transformed as its Data "
-        "layer does in TEST) and set each Decode layer's centroids to the mean encoding of each "
-        "class, in place of the moving average learned during training. Writes the weights with "
-        "these centroids to --out (default: over --weights).")
-    encoder_arguments(cents)
-    cents.add_argument("--source", required=True, metavar="LMDB",
-                       help="LMDB of labelled Datum records, e.g. the training set")
-    cents.add_argument("--out", metavar="W", help="output .caffemodel (default: overwrite --weights)")
-    cents.add_argument("--classes", metavar="LIST", help="comma-separated labels to use (default: all)")
-
-    try:
-        from layerforge.data import commands as data_commands
-    except ImportError as err:
-        data = command("data", None, "build LMDB datasets (unavailable)",
-                       f"Unavailable: the data commands failed to import ({err}).")
-        data.set_defaults(func=_unavailable(err))
-    else:
-        data_commands.register(commands)
-    return parser
+    changed = upgrade_file(args.source, args.out)
+    print(f"Wrote {args.out}" + ("" if changed else f" ({args.source} was already in the current format)"))
+    return 0
 
 
-def _unavailable(err):
-    def run(args):
-        raise CommandError(f"'{PROG} data' is unavailable: {err}")
-    return run
+group("data", "build LMDB or LevelDB datasets")
 
 
 # ---------------------------------------------------------------- entry point
@@ -411,7 +604,7 @@ def _exit_status(err):
     if isinstance(err, (ConfigError, NetError, LayerError, UnknownLayerError, OSError)) or (
             isinstance(err, ValueError) and type(err).__module__.startswith("layerforge.")):
         return 2
-    solver = sys.modules.get("layerforge.solver")
+    solver = sys.modules.get("layerforge.solvers.base")
     if solver is not None and isinstance(err, solver.TrainingDiverged):
         return 1
     return None
@@ -433,14 +626,32 @@ def _logging(quiet):
         log.setLevel(level)
 
 
+@contextlib.contextmanager
+def _current_directory_importable():
+    """Python layers' modules (`python_param.module`) are found in the current directory, as
+    `python` finds them; the console script alone would only search its own folder."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def main(argv=None):
     """Run the `layerforge` command line; returns the exit status."""
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:   # --help, or a usage error argparse already printed
+        args = build_parser().parse_args(_caffe_spellings(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:   # --help, --version, or a usage error argparse already printed
         return int(exit_.code or 0)
     try:
-        with _logging(getattr(args, "quiet", False)):
+        if getattr(args, "gpu", None) is not None:
+            raise CommandError(f"-gpu {args.gpu}: layerforge runs on the CPU only; drop -gpu "
+                               "(Numba kernels use the CPU cores)")
+        with _logging(getattr(args, "quiet", False)), _current_directory_importable():
             return args.func(args) or 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -450,5 +661,10 @@ def main(argv=None):
         if args.debug or status is None:
             raise
         message = " ".join(str(err).split("\n")) or type(err).__name__
+        from layerforge import distributed
+        world = distributed.active()
+        if world is not None:   # the other ranks would wait for this one forever: end them all
+            print(f"{PROG}: error on rank {world.rank} of {world.size}: {message}", file=sys.stderr, flush=True)
+            world.abort(status)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return status

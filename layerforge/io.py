@@ -24,7 +24,9 @@ class ConfigError(ValueError):
 
 @functools.cache
 def _string_field_names():
-    """Names that are string fields everywhere they occur in the schema (safe to quote)."""
+    """Names that are string fields everywhere they occur in the schema (safe to quote).
+    The legacy V0/V1 layer messages are left out: their `type` is an enum (V1) and
+    files in those formats come from Caffe's tools, which always quote strings."""
     kinds = {}
 
     def visit(descriptor):
@@ -33,8 +35,9 @@ def _string_field_names():
         for nested in descriptor.nested_types:
             visit(nested)
 
-    for message in pb.DESCRIPTOR.message_types_by_name.values():
-        visit(message)
+    for name, message in pb.DESCRIPTOR.message_types_by_name.items():
+        if name not in ("V0LayerParameter", "V1LayerParameter"):
+            visit(message)
     return {name for name, is_string in kinds.items() if is_string == {True}}
 
 
@@ -82,11 +85,6 @@ def parse_text(text, message, source="<string>"):
         error = strict_error
     line, column = error.GetLine(), error.GetColumn()
     detail = str(error).split(" : ", 1)[-1]
-    if isinstance(message, pb.NetParameter) and 'no field named "layers"' in detail:
-        raise ConfigError(
-            f"{source}:{line}: this net uses Caffe's legacy V1 format (`layers {{ type: CONVOLUTION }}`). "
-            f"layerforge reads only the current format (`layer {{ type: \"Convolution\" }}`); convert the "
-            f"file with Caffe's tools/upgrade_net_proto_text first.") from None
     raise ConfigError(f"{source}:{line}:{column}: {detail}{_field_hint(detail)}") from None
 
 
@@ -101,8 +99,9 @@ def read_text_file(path):
 
 
 def read_net(path):
-    """NetParameter from a prototxt file."""
-    return parse_text(read_text_file(path), pb.NetParameter(), str(path))
+    """NetParameter from a prototxt file; Caffe's legacy V0/V1 formats are upgraded."""
+    from layerforge.upgrade import upgrade_net
+    return upgrade_net(parse_text(read_text_file(path), pb.NetParameter(), str(path)), str(path))
 
 
 def read_solver(path):
@@ -116,6 +115,17 @@ def write_text(message, path):
 
 # ---------------------------------------------------------------- binary
 
+def _new_file_mode(path):
+    """The mode `open(path, "w")` would give: the existing file's, else 0o666 less the umask
+    (mkstemp's temporary files are 0o600, which would leave snapshots unreadable to others)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path, payload):
     """Write bytes to `path` through a temporary file in the same folder and a rename."""
     path = os.fspath(path)
@@ -123,6 +133,7 @@ def write_atomic(path, payload):
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        os.fchmod(handle, _new_file_mode(path))
         with os.fdopen(handle, "wb") as out:
             out.write(payload)
             out.flush()
@@ -162,13 +173,15 @@ def array_to_blobproto(array, proto=None):
 
 
 def blobproto_to_array(proto, where="blob"):
-    """numpy array of a BlobProto (shape or legacy num/channels/height/width)."""
+    """numpy array of a BlobProto (shape or legacy num/channels/height/width). A blob with
+    neither is an error, as in Caffe (which refuses to copy it into a shaped blob)."""
+    legacy = ("num", "channels", "height", "width")
     if proto.HasField("shape"):
         shape = tuple(proto.shape.dim)
-    elif proto.num or proto.channels or proto.height or proto.width:
-        shape = (proto.num, proto.channels, proto.height, proto.width)
+    elif any(proto.HasField(name) for name in legacy):
+        shape = tuple(getattr(proto, name) for name in legacy)
     else:
-        shape = (len(proto.double_data) or len(proto.data),)
+        raise ConfigError(f"{where}: the blob has no shape (neither `shape` nor num/channels/height/width)")
     if len(proto.double_data):
         values = np.array(proto.double_data, dtype=np.float64)
     else:
@@ -180,9 +193,10 @@ def blobproto_to_array(proto, where="blob"):
 
 
 def read_weights(path):
-    """NetParameter of a .caffemodel weights file (layers with name and blobs)."""
-    net = read_binary(path, pb.NetParameter())
+    """NetParameter of a .caffemodel weights file (layers with name and blobs); Caffe's
+    legacy V0/V1 weights are upgraded."""
+    from layerforge.upgrade import upgrade_net
+    net = upgrade_net(read_binary(path, pb.NetParameter()), str(path))
     if not net.layer:
-        raise ConfigError(f"{path}: holds no layers: not a layerforge/Caffe weights file, or one in "
-                          f"Caffe's legacy V1 format (upgrade it with Caffe's upgrade_net_proto_binary)")
+        raise ConfigError(f"{path}: holds no layers: not a layerforge or Caffe weights file")
     return net

@@ -1,6 +1,8 @@
 """Layer: the four-method contract every layer follows (Caffe's LayerSetUp/Reshape/Forward/Backward)."""
 import numpy as np
 
+from layerforge.blob import BlobVec
+
 
 class LayerError(ValueError):
     """A layer's configuration or inputs are wrong; the message names the layer."""
@@ -14,6 +16,11 @@ class Layer:
     `self.blobs`; a layer always reads them through `self.blobs[i]`, because the net may
     swap in a Blob shared with another layer (tied weights). `backward` ADDS into
     parameter diffs and overwrites bottom diffs.
+
+    A `type: "Python"` layer subclasses this class (pycaffe's `caffe.Layer` is this class):
+    it reads `self.param_str` and `self.phase`, may grow `self.blobs.add_blob(*shape)` in
+    `setup` (saved in the weights file and trained like any parameter), and may reshape its
+    tops in `forward`. The net calls `reshape` before every `forward`, as Caffe does.
     """
 
     type_name = "?"
@@ -26,21 +33,34 @@ class Layer:
     is_loss = False          # default loss_weight of top 0 is 1
     has_backward = True      # False: bottoms receive no gradient from this layer
     allow_in_place = False   # may a top share its Blob with the bottom of the same index
+    batch_independent = False  # each item's output depends only on that item and the parameters
+    is_input = False         # the caller fills its tops (Net.forward(**inputs))
 
     def __init__(self, param, phase=0, rng=None):
         self.param = param
+        self.param_propagate_down = []   # per blob; the net sets False where lr_mult is 0
         self.phase = phase
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.blobs = []
+        self.blobs = BlobVec()
 
     @property
     def name(self):
         return self.param.name
 
     @property
+    def type(self):
+        """The layer's type as the prototxt names it ("Python" for a Python layer)."""
+        return self.param.type or self.type_name
+
+    @property
     def param_str(self):
         """python_param.param_str, for layers loaded through `type: "Python"`."""
         return self.param.python_param.param_str
+
+    def param_needs_gradient(self, index):
+        """Whether backward should compute blob `index`'s gradient (Caffe's param_propagate_down:
+        not for a frozen parameter, lr_mult 0). True unless the net said otherwise."""
+        return index >= len(self.param_propagate_down) or self.param_propagate_down[index]
 
     def error(self, message):
         return LayerError(f"layer '{self.name}' ({self.type_name}): {message}")
@@ -78,6 +98,12 @@ class Layer:
         raise NotImplementedError(f"{self.type_name} has no backward")
 
     # Optional hooks, with the defaults most layers want.
+
+    def batch_independent_for(self, bottom):
+        """Whether, set up on `bottom`, each item's output depends only on that item (so tied
+        twins may run as one batch); layers with an `axis` that could fold the batch axis
+        override it."""
+        return self.batch_independent
 
     def get_state(self):
         """JSON-serialisable state beyond `self.blobs` (e.g. a data reader's position) that a

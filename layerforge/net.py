@@ -5,132 +5,33 @@ layers is split (so its gradient is summed), in-place layers reuse their bottom'
 parameters named alike in ParamSpec are one shared Blob (tied weights), and
 loss_weight / propagate_down / force_backward decide what runs backward.
 
-Tied twins (a Siamese net) run as one batch: see `_plan_twins`.
+Tied twins (a Siamese net) run as one batch: see twins.py. While layers run, numpy's
+OpenBLAS is on one thread (kernels/threads.py), and back to its own count afterwards.
 """
 import difflib
+import logging
 import os
 
 import numpy as np
 
-from layerforge import io
+from layerforge import config, io
 from layerforge.blob import Blob
+from layerforge.kernels.threads import blas_on_one_thread
+from layerforge.netparam import PHASE_NAMES, NetError, filter_net, insert_splits, phase_value
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
-
-PHASE_NAMES = {pb.TRAIN: "TRAIN", pb.TEST: "TEST", pb.RUN: "RUN"}
-# Layer types whose output for one item depends only on that item (and shared parameters),
-# so that two twins can run as one batch; the axis field must not fold the batch axis.
-_ITEMWISE = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
-             "Pooling": None, "InnerProduct": "inner_product_param", "Flatten": "flatten_param",
-             "ReLU": None, "Sigmoid": None, "TanH": None, "ELU": None, "Power": None, "AbsVal": None}
+from layerforge.twins import plan_twins
+from layerforge.upgrade import upgrade_net
 
 
-class NetError(ValueError):
-    """The net's structure is wrong (missing bottom, clashing tops, mis-shared parameter, ...)."""
+log = logging.getLogger("layerforge")
 
 
-def phase_value(phase):
-    """Accept pb.TRAIN / 0 / "TRAIN" / "train" alike."""
-    if isinstance(phase, str):
-        try:
-            return pb.Phase.Value(phase.upper())
-        except ValueError:
-            raise ValueError(f"unknown phase {phase!r}; use TRAIN, TEST or RUN") from None
-    return int(phase)
-
-
-def state_meets_rule(state, rule):
-    """Caffe's StateMeetsRule: phase, level range and stages must all fit."""
-    if rule.HasField("phase") and rule.phase != state.phase:
-        return False
-    if rule.HasField("min_level") and state.level < rule.min_level:
-        return False
-    if rule.HasField("max_level") and state.level > rule.max_level:
-        return False
-    stages = set(state.stage)
-    return all(s in stages for s in rule.stage) and not any(s in stages for s in rule.not_stage)
-
-
-def filter_net(param, state):
-    """Copy of `param` with only the layers the NetState includes."""
-    filtered = pb.NetParameter()
-    filtered.CopyFrom(param)
-    del filtered.layer[:]
-    for layer in param.layer:
-        if layer.include and layer.exclude:
-            raise NetError(f"layer '{layer.name}': specify include or exclude rules, not both")
-        if layer.include:
-            keep = any(state_meets_rule(state, rule) for rule in layer.include)
-        else:
-            keep = not any(state_meets_rule(state, rule) for rule in layer.exclude)
-        if keep:
-            filtered.layer.add().CopyFrom(layer)
-    return filtered
-
-
-def upgrade_legacy_inputs(param):
-    """Turn the deprecated `input:` / `input_shape` / `input_dim` fields into an Input layer."""
-    if not param.input:
-        return param
-    layer = pb.LayerParameter(name="input", type="Input", top=list(param.input))
-    for i in range(len(param.input)):
-        if param.input_shape:
-            layer.input_param.shape.add().CopyFrom(param.input_shape[i])
-        else:
-            layer.input_param.shape.add(dim=param.input_dim[4 * i:4 * i + 4])
-    upgraded = pb.NetParameter()
-    upgraded.CopyFrom(param)
-    del upgraded.input[:], upgraded.input_shape[:], upgraded.input_dim[:], upgraded.layer[:]
-    upgraded.layer.extend([layer] + list(param.layer))
-    return upgraded
-
-
-def _loss_weights(layer_param, layer):
+def _loss_weights(layer_param, layer, num_top):
     weights = list(layer_param.loss_weight)
     if not weights and layer.is_loss:
         weights = [1.0]
-    return weights + [0.0] * (len(layer_param.top) - len(weights))
-
-
-def insert_splits(param):
-    """Caffe's InsertSplits: a top read by more than one consumer (a bottom, or its own loss
-    weight) feeds a Split layer whose copies go one to each consumer, so gradients add up."""
-    producer = {}          # blob name -> (layer index, top index) of its latest producer
-    consumers = {}         # (layer index, top index) -> list of (layer index, bottom index)
-    loss_readers = set()
-    for i, layer in enumerate(param.layer):
-        for j, name in enumerate(layer.bottom):
-            if name in producer:
-                consumers.setdefault(producer[name], []).append((i, j))
-        for j, name in enumerate(layer.top):
-            producer[name] = (i, j)
-            if j < len(layer.loss_weight) and layer.loss_weight[j] != 0:
-                loss_readers.add((i, j))
-    out = pb.NetParameter()
-    out.CopyFrom(param)
-    del out.layer[:]
-    renamed = {}           # (layer index, bottom index) -> split top name
-    for i, layer in enumerate(param.layer):
-        copy = out.layer.add()
-        copy.CopyFrom(layer)
-        for j in range(len(layer.bottom)):
-            if (i, j) in renamed:
-                copy.bottom[j] = renamed[(i, j)]
-        for j, name in enumerate(layer.top):
-            readers = consumers.get((i, j), [])
-            count = len(readers) + ((i, j) in loss_readers)
-            if count <= 1:
-                continue
-            split = out.layer.add(name=f"{name}_{layer.name}_{j}_split", type="Split", bottom=[name])
-            for k, reader in enumerate(readers):
-                split.top.append(f"{name}_{layer.name}_{j}_split_{k}")
-                renamed[reader] = split.top[-1]
-            if (i, j) in loss_readers:
-                # The loss stays on the producer's top; the split must not overwrite its diff.
-                split.top.append(f"{name}_{layer.name}_{j}_split_{len(readers)}")
-                split.loss_weight.extend([0.0] * len(readers) + [copy.loss_weight[j]])
-                copy.loss_weight[j] = 0.0
-    return out
+    return weights + [0.0] * (num_top - len(weights))
 
 
 class _LayerEntry:
@@ -145,45 +46,13 @@ class _LayerEntry:
         self.propagate_down = []
 
 
-class _Twin:
-    """A pair of tied twin layers run as one: `layer` on merged Blobs whose halves are the
-    twins' own bottoms (bottom_a, bottom_b) and tops (top_a, top_b)."""
-
-    def __init__(self, layer, bottom, top, bottom_a, bottom_b, top_a, top_b, first):
-        self.layer, self.bottom, self.top = layer, bottom, top
-        self.bottom_a, self.bottom_b, self.top_a, self.top_b = bottom_a, bottom_b, top_a, top_b
-        self.first = first        # the first pair gathers its bottom halves, the rest inherit them
-
-    @staticmethod
-    def _is_half(merged, blob):
-        return (blob.data.base is merged.data and blob.diff.base is merged.diff
-                and 2 * blob.shape[0] == merged.shape[0])
-
-    @staticmethod
-    def _link(merged, a, b):
-        """Make Blobs a and b views of the first and second half of `merged`."""
-        half = merged.shape[0] // 2
-        a.data, a.diff = merged.data[:half], merged.diff[:half]
-        b.data, b.diff = merged.data[half:], merged.diff[half:]
-
-    def forward(self):
-        a, b = self.bottom_a, self.bottom_b
-        if self.first and not (self._is_half(self.bottom, a) and self._is_half(self.bottom, b)):
-            data_a, data_b = a.data, b.data     # their producer gave them new arrays: gather once
-            self.bottom.reshape((2 * a.shape[0],) + a.shape[1:])
-            self._link(self.bottom, a, b)
-            a.data[...], b.data[...] = data_a, data_b
-        self.layer.reshape([self.bottom], [self.top])
-        self.layer.forward([self.bottom], [self.top])
-        if not (self._is_half(self.top, self.top_a) and self._is_half(self.top, self.top_b)):
-            self._link(self.top, self.top_a, self.top_b)
-
-
 class Net:
     """A network: `Net(model, phase, weights=None, seed=0)`.
 
     `model` is a prototxt path or a NetParameter. `forward(**inputs)` returns the output
     blobs (tops nobody reads) by name and sets `net.loss`; `backward()` computes gradients.
+    By name, in order: `layers`, `blobs`, `params` (a layer's parameter Blobs),
+    `bottom_names` / `top_names` (a layer's blob names); `inputs`, `outputs` list blob names.
     """
 
     def __init__(self, model, phase=pb.TRAIN, level=0, stages=(), weights=None, seed=0,
@@ -206,12 +75,12 @@ class Net:
         self.name = param.name
         self.dtype = np.dtype(dtype)
         self.seed = seed
-        filtered = filter_net(upgrade_legacy_inputs(param), state)
+        filtered = filter_net(upgrade_net(param, self.source), state)
         self.param = insert_splits(filtered)
+        # Layers the net inserted itself (splits) are not saved with the weights.
+        self._inserted = {layer.name for layer in self.param.layer} - {layer.name for layer in filtered.layer}
         self.force_backward = param.force_backward
-        if merge_twins is None:
-            merge_twins = os.environ.get("LAYERFORGE_MERGE_TWINS", "1") != "0"
-        self.merge_twins = merge_twins
+        self.merge_twins = config.merge_twins() if merge_twins is None else merge_twins
         self._build()
         if weights is not None:
             self.copy_from(weights)
@@ -225,6 +94,8 @@ class Net:
         self.blobs = {}
         self.entries = []
         self.layers = {}
+        self.bottom_names, self.top_names = {}, {}
+        self._automatic = set()   # anonymous loss tops (not net outputs, as in Caffe)
         producers = {}
         seeds = np.random.SeedSequence(None if self.seed is None else self.seed)
         layer_seeds = seeds.spawn(len(self.param.layer))
@@ -244,8 +115,12 @@ class Net:
                                    f"any earlier layer in phase {PHASE_NAMES[self.phase]}.{hint} "
                                    f"Blobs so far: {known}")
                 bottom.append(self.blobs[name])
+            top_names = list(layer_param.top)
+            if not top_names and layer.is_loss:   # Caffe's AutoTopBlobs: a loss needs no named top
+                top_names = [f"{layer_param.name} (automatic)"]
+                self._automatic.add(top_names[0])
             top = []
-            for j, name in enumerate(layer_param.top):
+            for j, name in enumerate(top_names):
                 in_place = j < len(bottom_names) and bottom_names[j] == name
                 if in_place:
                     top.append(self.blobs[name])
@@ -264,10 +139,12 @@ class Net:
                 layer.set_up(bottom, top)
             except (ValueError, TypeError) as err:
                 raise NetError(f"{self.source}: {err}") from err
-            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, list(layer_param.top))
-            entry.loss_weights = _loss_weights(layer_param, layer)
+            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, top_names)
+            entry.loss_weights = _loss_weights(layer_param, layer, len(top_names))
             self.entries.append(entry)
             self.layers[layer_param.name] = layer
+            self.bottom_names[layer_param.name] = entry.bottom_names
+            self.top_names[layer_param.name] = entry.top_names
         self._share_params()
         self._plan_backward()
         self._plan_twins()
@@ -276,9 +153,8 @@ class Net:
             for name in entry.bottom_names:
                 available.pop(name, None)
             available.update(dict.fromkeys(entry.top_names))
-        self.outputs = list(available)
-        self.inputs = [name for e in self.entries if e.layer.type_name == "Input"
-                       for name in e.top_names]
+        self.outputs = [name for name in available if name not in self._automatic]
+        self.inputs = [name for e in self.entries if e.layer.is_input for name in e.top_names]
         self.loss = 0.0
 
     def _run_phase_bottoms(self, layer_param, layer):
@@ -333,7 +209,9 @@ class Net:
         need = {}                # blob name -> does it need a gradient
         learnable = {id(b): m for b, m in zip(self.learnable_params, self.lr_mults)}
         for entry in self.entries:
-            has_grad_params = any(learnable.get(id(b), 0) != 0 for b in entry.layer.blobs)
+            # Caffe's param_propagate_down: a parameter with lr_mult 0 gets no gradient.
+            entry.layer.param_propagate_down = [learnable.get(id(b), 0) != 0 for b in entry.layer.blobs]
+            has_grad_params = any(entry.layer.param_propagate_down)
             wants = [need.get(name, False) or self.force_backward for name in entry.bottom_names]
             entry.propagate_down = [
                 w and entry.layer.has_backward and
@@ -354,82 +232,9 @@ class Net:
                 entry.need_backward = False
                 entry.propagate_down = [False] * len(entry.bottom)
 
-    # ------------------------------------------------------------ tied twins
-
     def _plan_twins(self):
-        """Plan to run tied twin branches as one branch on a batch of 2N.
-
-        The pattern is a Slice whose two tops each start a chain of layers that pair up one
-        to one: same item-wise type and settings, the very same parameter Blobs, one bottom
-        and one top, every top but the last read only by the next layer of its chain, equal
-        backward flags and no loss. Each pair then runs once, at the position of the first
-        branch's layer, through the first branch's layer object on merged Blobs of 2N items;
-        the two branches' Blobs hold views of the halves, so every other layer and `blobs`
-        see what separate runs give (up to float rounding in sums). Bigger GEMMs and half
-        the kernel launches make it faster. `merge_twins=False` (or LAYERFORGE_MERGE_TWINS=0)
-        runs the branches separately.
-        """
-        self._twins = {}          # index of a first-branch layer -> _Twin
-        self._twin_skip = set()   # indices of second-branch layers (run by their twin)
-        if not self.merge_twins:
-            return
-        readers, versions, produced = {}, {}, {}
-        for index, entry in enumerate(self.entries):
-            for blob in entry.bottom:
-                readers.setdefault((id(blob), versions.get(id(blob), 0)), []).append(index)
-            for j, blob in enumerate(entry.top):
-                versions[id(blob)] = versions.get(id(blob), -1) + 1   # in place: a new version
-                produced[index, j] = (id(blob), versions[id(blob)])
-        for index, entry in enumerate(self.entries):
-            if entry.layer.type_name != "Slice" or len(entry.top) != 2:
-                continue
-            a, b = produced[index, 0], produced[index, 1]
-            pairs = []
-            while len(readers.get(a, ())) == 1 and len(readers.get(b, ())) == 1:
-                i, j = readers[a][0], readers[b][0]
-                if not self._is_twin_pair(i, j):
-                    break
-                pairs.append((i, j))
-                a, b = produced[i, 0], produced[j, 0]
-            merged = Blob(dtype=self.dtype)
-            for k, (i, j) in enumerate(pairs):
-                first, second = self.entries[i], self.entries[j]
-                in_place = first.top[0] is first.bottom[0]
-                twin = _Twin(first.layer, merged, merged if in_place else Blob(dtype=self.dtype),
-                             first.bottom[0], second.bottom[0], first.top[0], second.top[0], k == 0)
-                self._twins[i] = twin
-                self._twin_skip.add(j)
-                merged = twin.top
-
-    def _is_twin_pair(self, i, j):
-        first, second = self.entries[i], self.entries[j]
-        kind = first.param.type
-        if kind not in _ITEMWISE or second.param.type != kind or i > j:
-            return False
-        if any(len(e.bottom) != 1 or len(e.top) != 1 or any(e.loss_weights) for e in (first, second)):
-            return False
-        if (first.top[0] is first.bottom[0]) != (second.top[0] is second.bottom[0]):
-            return False
-        if first.bottom[0].shape != second.bottom[0].shape or first.top[0].shape != second.top[0].shape:
-            return False
-        if not first.bottom[0].shape or first.top[0].shape[:1] != first.bottom[0].shape[:1]:
-            return False
-        if (first.need_backward, first.propagate_down) != (second.need_backward, second.propagate_down):
-            return False
-        if len(first.layer.blobs) != len(second.layer.blobs) or any(
-                x is not y for x, y in zip(first.layer.blobs, second.layer.blobs)):
-            return False
-        field = _ITEMWISE[kind]
-        if field and getattr(first.param, field).axis % first.bottom[0].num_axes == 0:
-            return False
-        settings = []
-        for param in (first.param, second.param):
-            copy = pb.LayerParameter()
-            copy.CopyFrom(param)
-            for name in ("name", "bottom", "top", "include", "exclude"):
-                copy.ClearField(name)
-            settings.append(copy)
-        return settings[0] == settings[1]
+        """Run tied twin branches as one batch of 2N where they pair up (twins.py)."""
+        self._twins, self._twin_skip = plan_twins(self.entries, self.dtype) if self.merge_twins else ({}, set())
 
     # ------------------------------------------------------------ running
 
@@ -451,7 +256,7 @@ class Net:
         if entry.need_backward:
             twin = self._twins.get(index)
             if twin is not None:
-                twin.layer.backward([twin.top], entry.propagate_down, [twin.bottom])
+                twin.backward(entry.propagate_down)
             else:
                 entry.layer.backward(entry.top, entry.propagate_down, entry.bottom)
 
@@ -466,27 +271,44 @@ class Net:
             self.blobs[name].reshape(value.shape)
             self.blobs[name].data[...] = value
         loss = 0.0
-        for index, entry in enumerate(self.entries):
-            self.forward_layer(index)
-            for weight, top in zip(entry.loss_weights, entry.top):
-                if weight:
-                    loss += weight * float(np.sum(top.data, dtype=np.float64))
+        with blas_on_one_thread():
+            for index, entry in enumerate(self.entries):
+                self.forward_layer(index)
+                for weight, top in zip(entry.loss_weights, entry.top):
+                    if weight:
+                        loss += weight * float(np.sum(top.data, dtype=np.float64))
         self.loss = loss
         return {name: self.blobs[name].data.copy() for name in self.outputs}
 
-    def backward(self):
-        """Gradients of the loss: seeds loss tops with their weights, then runs layers backward."""
+    def seed_loss_diffs(self):
+        """Set each loss top's diff to its loss weight: where backward starts."""
         for entry in self.entries:
             for weight, top in zip(entry.loss_weights, entry.top):
                 if weight:
                     top.diff[...] = weight
-        for index in range(len(self.entries) - 1, -1, -1):
-            self.backward_layer(index)
+
+    def backward(self):
+        """Gradients of the loss: seeds loss tops with their weights, then runs layers backward."""
+        self.seed_loss_diffs()
+        with blas_on_one_thread():
+            for index in range(len(self.entries) - 1, -1, -1):
+                self.backward_layer(index)
 
     def forward_backward(self, **inputs):
-        self.forward(**inputs)
-        self.backward()
+        with blas_on_one_thread():
+            self.forward(**inputs)
+            self.backward()
         return self.loss
+
+    @property
+    def loss_weights(self):
+        """{top name: loss weight} for the tops that add to the loss."""
+        return {name: weight for entry in self.entries
+                for name, weight in zip(entry.top_names, entry.loss_weights) if weight}
+
+    def layers_of_type(self, type_name):
+        """The layers of one type (e.g. "Decode"), in net order."""
+        return [layer for layer in self.layers.values() if layer.type_name == type_name]
 
     def clear_param_diffs(self):
         for blob in self.learnable_params:
@@ -522,7 +344,7 @@ class Net:
         """NetParameter with each layer's configuration and blobs, as a .caffemodel holds."""
         out = pb.NetParameter(name=self.name)
         for entry in self.entries:
-            if entry.param.type == "Split":
+            if entry.param.name in self._inserted:
                 continue
             layer = out.layer.add()
             layer.CopyFrom(entry.param)
@@ -538,12 +360,19 @@ class Net:
         io.write_atomic(path, self.to_proto().SerializeToString())
 
     def copy_from(self, weights):
-        """Load blobs from a .caffemodel path or NetParameter into same-named layers."""
+        """Load blobs from a .caffemodel path or NetParameter into same-named layers.
+
+        As Caffe does, source layers this net does not have are skipped; each skipped layer,
+        and each layer of this net left at its initial values, is logged, then how many were
+        copied. Weights that fit no layer of this net at all are an error (a wrong file)."""
         source = weights if isinstance(weights, pb.NetParameter) else io.read_weights(weights)
         where = "<NetParameter>" if isinstance(weights, pb.NetParameter) else os.fspath(weights)
-        for layer_param in source.layer:
+        with_blobs = [layer_param for layer_param in source.layer if layer_param.blobs]
+        copied = set()
+        for layer_param in with_blobs:
             layer = self.layers.get(layer_param.name)
-            if layer is None or not layer_param.blobs:
+            if layer is None or not layer.blobs:
+                log.info("%s: ignoring source layer '%s' (not in this net)", where, layer_param.name)
                 continue
             arrays = [io.blobproto_to_array(b, f"{where}: layer '{layer_param.name}' blob {i}")
                       for i, b in enumerate(layer_param.blobs)]
@@ -551,3 +380,15 @@ class Net:
                 layer.load_blobs(arrays)
             except ValueError as err:
                 raise NetError(f"{where}: {err}") from err
+            copied.add(layer_param.name)
+        targets = [name for name, layer in self.layers.items() if layer.blobs]
+        if with_blobs and targets and not copied:
+            raise NetError(f"{where}: none of its {len(with_blobs)} layers with weights "
+                           f"({', '.join(l.name for l in with_blobs[:5])}{', ...' if len(with_blobs) > 5 else ''}) "
+                           f"is a layer of net '{self.name}' ({self.source}); is it the weights file of "
+                           f"another net?")
+        for name in targets:
+            if name not in copied:
+                log.info("%s: layer '%s' keeps its initial values (not in the weights file)", where, name)
+        if with_blobs:
+            log.info("%s: copied %d of %d layers with weights", where, len(copied), len(targets))

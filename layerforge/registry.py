@@ -38,8 +38,9 @@ def _load_builtin_and_plugins():
 
 
 def registered_types():
+    """Every type a prototxt may name: the registered ones and "Python" (python_param)."""
     _load_builtin_and_plugins()
-    return sorted(_LAYERS)
+    return sorted(set(_LAYERS) | {"Python"})
 
 
 def layer_class(type_name, layer_name="?"):
@@ -52,7 +53,7 @@ def layer_class(type_name, layer_name="?"):
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownLayerError(
         f"layer '{layer_name}': unknown layer type {type_name!r}.{hint} "
-        f"Known types: {', '.join(sorted(_LAYERS))}.")
+        f"Known types: {', '.join(registered_types())}.")
 
 
 def python_layer_class(python_param, layer_name="?"):

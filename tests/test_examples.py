@@ -1,7 +1,9 @@
 """Every net in prototxt/ and every solver in solvers/ parses, builds and runs.
 
-The nets read `data/mnist/mnist_{train,test}_lmdb` relative to the working directory,
-so the tests run in a temporary folder holding small synthetic MNIST-shaped LMDBs.
+The nets read `data/mnist/mnist_{train,test}_lmdb` and `data/omniglot*/{train,val}`
+relative to the working directory, so the tests run in a temporary folder holding small
+synthetic LMDBs of those shapes. Koch et al.'s Omniglot net (1 GFLOP per image at 105 x 105)
+is left to tests/test_omniglot_nets.py, which runs it at a small batch.
 """
 import pathlib
 
@@ -9,13 +11,16 @@ import numpy as np
 import pytest
 
 from layerforge import get_solver, io
+from layerforge.data.omniglot import build_omniglot_lmdb
 from layerforge.data.store import datums, write_lmdb
 from layerforge.net import Net
 from layerforge.proto import layerforge_pb2 as pb
+from tests.omniglot_zips import make_zip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-NETS = sorted((ROOT / "prototxt").glob("*.prototxt"))
-SOLVERS = sorted((ROOT / "solvers").glob("*.prototxt"))
+HEAVY = "omniglot_koch"
+NETS = sorted(p for p in (ROOT / "prototxt").glob("*.prototxt") if not p.name.startswith(HEAVY))
+SOLVERS = sorted(p for p in (ROOT / "solvers").glob("*.prototxt") if not p.name.startswith(HEAVY))
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,20 @@ def workdir(tmp_path_factory):
         for i, label in enumerate(labels):
             images[i, 0, 2 * label:2 * label + 8, 4:24] += 150
         write_lmdb(folder / "data" / "mnist" / f"mnist_{split}_lmdb", datums(images, labels))
+    make_omniglot(folder / "data")
     (folder / "prototxt").symlink_to(ROOT / "prototxt")
     return folder
+
+
+def make_omniglot(data):
+    """data/omniglot{,105}/{train,val}: synthetic Omniglot sets as `layerforge data omniglot` builds them."""
+    zips = data / "zips"
+    zips.mkdir(parents=True)
+    make_zip(zips / "background.zip", "images_background", {"Greek": 4, "Korean": 3}, drawers=4)
+    make_zip(zips / "held_out.zip", "images_background_small1", {"Balinese": 3, "Early_Aramaic": 2}, drawers=4)
+    for name, size in (("omniglot", (28, 28)), ("omniglot105", None)):
+        build_omniglot_lmdb(data / name / "train", zips / "background.zip", size)
+        build_omniglot_lmdb(data / name / "val", zips / "held_out.zip", size)
 
 
 @pytest.fixture
@@ -74,15 +91,19 @@ def test_siamese_twins_share_every_parameter(in_workdir):
     assert len(net.learnable_params) == 10
 
 
-def test_deploy_net_reads_the_train_nets_centroids(in_workdir, tmp_path):
-    train = Net(ROOT / "prototxt" / "mnist_siamese_train_test.prototxt", pb.TRAIN)
+@pytest.mark.parametrize("model", ["mnist_siamese_train_test.prototxt", "mnist_triplet_train_test.prototxt"])
+def test_deploy_net_reads_the_train_nets_centroids(model, in_workdir, tmp_path):
+    train = Net(ROOT / "prototxt" / model, pb.TRAIN)
     for _ in range(3):
         train.forward()
+    feat = train.params["feat"][0].data
+    feat[...] = np.arange(feat.size).reshape(feat.shape)  # not what a fresh deploy net would draw
     weights = tmp_path / "w.caffemodel"
     train.save(weights)
     deploy = Net(ROOT / "prototxt" / "mnist_siamese_deploy.prototxt", pb.RUN, weights=weights)
     centroids = train.params["decode1"][0].data
     np.testing.assert_array_equal(deploy.params["decode1"][0].data, centroids)
+    np.testing.assert_array_equal(deploy.params["feat"][0].data, feat)
     image = np.zeros((1, 1, 28, 28), np.float32)
     distances = deploy.forward(data=image)["decode1"]
     assert distances.shape == (1, centroids.shape[0])

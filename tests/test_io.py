@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from layerforge import io
+from layerforge.net import Net
 from layerforge.proto import layerforge_pb2 as pb
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
@@ -80,13 +81,6 @@ def test_bad_enum_value(tmp_path):
         io.read_net(path)
 
 
-def test_v1_format_is_rejected_with_instructions(tmp_path):
-    path = tmp_path / "v1.prototxt"
-    path.write_text('name: "old"\nlayers {\n  name: "conv1"\n  type: CONVOLUTION\n}\n')
-    with pytest.raises(io.ConfigError, match=r"v1\.prototxt:2: .*legacy V1 format.*upgrade_net_proto_text"):
-        io.read_net(path)
-
-
 def test_missing_file(tmp_path):
     with pytest.raises(io.ConfigError, match=r"nothere\.prototxt: file not found"):
         io.read_net(tmp_path / "nothere.prototxt")
@@ -147,3 +141,76 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         io.write_atomic(path, Boom())
     assert path.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["w.caffemodel"]
+
+
+# Caffe-style nets and solvers written for these tests: every BVLC parameter message parses.
+BVLC_NETS = ["bvlc_hdf5_classification_train_val", "bvlc_pascal_finetune_window_data",
+             "bvlc_layer_params", "bvlc_v1_lenet", "bvlc_v0_net"]
+
+
+@pytest.mark.parametrize("name", BVLC_NETS)
+def test_bvlc_snippets_parse(name):
+    net = io.parse_text((CONFIGS / f"{name}.prototxt").read_text(), pb.NetParameter(), name)
+    assert len(net.layer) + len(net.layers) >= 5
+
+
+@pytest.mark.parametrize("name", ["bvlc_solver", "bvlc_hdf5_classification_solver"])
+def test_bvlc_solvers_parse(name):
+    solver = io.read_solver(CONFIGS / f"{name}.prototxt")
+    assert solver.base_lr > 0 and solver.max_iter > 0
+
+
+def test_bvlc_parameter_messages_keep_their_values():
+    net = io.parse_text((CONFIGS / "bvlc_pascal_finetune_window_data.prototxt").read_text(), pb.NetParameter())
+    window = net.layer[1].window_data_param
+    assert (window.context_pad, window.crop_mode, window.fg_fraction, window.batch_size) == (16, "warp", 0.25, 128)
+    params = {layer.name: layer for layer in io.read_net(CONFIGS / "bvlc_layer_params.prototxt").layer}
+    assert params["images"].image_data_param.root_folder == "examples/images/"
+    assert params["spp"].spp_param.pool == pb.SPPParameter.AVE
+    assert params["lstm"].recurrent_param.num_output == 16
+    assert params["infogain"].infogain_loss_param.source == "infogain_H.binaryproto"
+    assert params["norm"].lrn_param.norm_region == pb.LRNParameter.WITHIN_CHANNEL
+    assert params["hinge"].hinge_loss_param.norm == pb.HingeLossParameter.L2
+
+
+def test_legacy_v1_and_v0_layers_parse():
+    v1 = io.parse_text((CONFIGS / "bvlc_v1_lenet.prototxt").read_text(), pb.NetParameter())
+    conv = v1.layers[1]
+    assert conv.type == pb.V1LayerParameter.CONVOLUTION and list(conv.blobs_lr) == [1, 2]
+    v0 = io.parse_text((CONFIGS / "bvlc_v0_net.prototxt").read_text(), pb.NetParameter())
+    assert v0.layers[0].layer.type == "padding" and v0.layers[1].layer.kernelsize == 5
+
+
+def test_blob_without_shape_is_an_error_naming_the_layer(tmp_path):
+    net = pb.NetParameter(name="n")
+    layer = net.layer.add(name="ip", type="InnerProduct")
+    layer.blobs.add(data=[1.0, 2.0, 3.0])
+    path = tmp_path / "noshape.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    model = io.parse_text('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }'
+                          'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+                          'inner_product_param { num_output: 1 bias_term: false } }', pb.NetParameter())
+    with pytest.raises(io.ConfigError, match=r"noshape\.caffemodel: layer 'ip' blob 0: the blob has no shape"):
+        Net(model, pb.TEST).copy_from(path)
+
+
+def test_scalar_blob_with_an_empty_shape():
+    proto = pb.BlobProto(data=[4.0])
+    proto.shape.SetInParent()
+    assert io.blobproto_to_array(proto).shape == ()
+
+
+def test_atomic_write_gives_the_mode_the_umask_allows(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        io.write_atomic(tmp_path / "new.caffemodel", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.caffemodel").stat().st_mode & 0o777 == 0o640
+    kept = tmp_path / "kept.caffemodel"
+    kept.write_bytes(b"old")
+    kept.chmod(0o604)
+    io.write_atomic(kept, b"new")
+    assert kept.read_bytes() == b"new" and kept.stat().st_mode & 0o777 == 0o604

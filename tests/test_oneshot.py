@@ -184,3 +184,95 @@ def test_mnist_command_classes(fake_mnist, tmp_path, capsys):  # noqa: F811
     capsys.readouterr()
     assert main(["data", "mnist", "--out", str(out), "--classes", "5,x"]) == 2
     assert "invalid digit list (0-9, comma-separated) value: '5,x'" in capsys.readouterr().err
+
+
+def raw_pixels(images):
+    return images.reshape(len(images), -1).astype(np.float64)
+
+
+def test_lake_runs_format(tmp_path):
+    """Synthetic runs in Lake's layout: every test item against all training images of its
+    run, the right answer first; raw pixels already tell the drawings apart."""
+    from layerforge.tools.oneshot import euclidean_scores, read_runs, score_trials
+    from tests.omniglot_zips import make_runs
+    make_runs(tmp_path, runs=3, ways=5)
+    images, query, support = read_runs(tmp_path, (28, 28))
+    assert images.shape == (30, 1, 28, 28) and images.dtype == np.uint8
+    assert query.shape == (15,) and support.shape == (15, 5)
+    for row in support:
+        assert len(set(row)) == 5
+    labels = (tmp_path / "run02" / "class_labels.txt").read_text().splitlines()
+    test_item, train_item = labels[0].split()
+    result = score_trials(euclidean_scores(raw_pixels(images)), query, support, np.random.default_rng(0))
+    assert (result.ways, result.trials, result.correct) == (5, 15, 15)
+    np.testing.assert_array_equal(images[support[5, 0], 0],
+                                  read_image_of(tmp_path / train_item, (28, 28)))
+    np.testing.assert_array_equal(images[query[5], 0], read_image_of(tmp_path / test_item, (28, 28)))
+
+
+def read_image_of(path, size):
+    from layerforge.data.omniglot import read_image
+    return read_image(str(path), size)
+
+
+def test_lake_runs_errors(tmp_path):
+    from layerforge.tools.oneshot import read_runs
+    from tests.omniglot_zips import make_runs
+    with pytest.raises(OneShotError, match="no runNN/ folders"):
+        read_runs(tmp_path)
+    make_runs(tmp_path, runs=1, ways=3)
+    labels = tmp_path / "run01" / "class_labels.txt"
+    labels.write_text(labels.read_text() + "run01/test/item01.png run01/training/class09.png\n")
+    with pytest.raises(OneShotError, match=r"class_labels.txt:4: expected .*naming a training image of run01"):
+        read_runs(tmp_path)
+
+
+def test_within_alphabet_trials(tmp_path):
+    """Trials stay inside one alphabet with enough characters; supports come from one drawer and
+    the query from another; synthetic characters are told apart from their raw pixels."""
+    from layerforge.tools.oneshot import alphabet_trials, euclidean_scores, score_trials
+    from tests.omniglot_zips import make_zip
+    make_zip(tmp_path / "eval.zip", "images_evaluation", {"Atlantean": 6, "Tiny": 3}, drawers=5)
+    images, query, support = alphabet_trials(tmp_path / "eval.zip", None, (28, 28), 5, 200,
+                                             np.random.default_rng(0))
+    assert images.shape == (45, 1, 28, 28) and support.shape == (200, 5)
+    classes, drawers = np.arange(45) // 5, np.arange(45) % 5
+    assert np.all(classes[support] < 6)                                 # Tiny has 3 < 5 characters
+    assert np.all(classes[query] == classes[support[:, 0]])
+    assert np.all(drawers[support] == drawers[support[:, :1]])
+    assert np.all(drawers[query] != drawers[support[:, 0]])
+    assert all(len(set(classes[row])) == 5 for row in support)
+    result = score_trials(euclidean_scores(raw_pixels(images)), query, support, np.random.default_rng(0))
+    assert result.accuracy == 1.0
+    with pytest.raises(OneShotError, match="need a group with 7 classes; the largest has 6"):
+        alphabet_trials(tmp_path / "eval.zip", None, (28, 28), 7, 10, np.random.default_rng(0))
+    with pytest.raises(OneShotError, match="no alphabet Greek"):
+        alphabet_trials(tmp_path / "eval.zip", ["Greek"], (28, 28), 5, 10, np.random.default_rng(0))
+
+
+def test_verification_net_scores_pairs(tmp_path):
+    """A verification net (inputs data, data_p; output: minus the L1 distance) picks the same
+    supports as nearest-L1 does, with ties broken alike."""
+    from layerforge.tools.oneshot import pair_scores, score_trials
+    text = """
+layer { name: "a" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }
+layer { name: "b" type: "Input" top: "data_p" input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }
+layer { name: "diff" type: "Eltwise" bottom: "data" bottom: "data_p" top: "diff"
+        eltwise_param { operation: SUM coeff: 1 coeff: -1 } }
+layer { name: "l1" type: "AbsVal" bottom: "diff" top: "l1" }
+layer { name: "score" type: "InnerProduct" bottom: "l1" top: "score"
+        inner_product_param { num_output: 1 weight_filler { type: "constant" value: -1 } } }
+"""
+    path = tmp_path / "verify.prototxt"
+    path.write_text(text)
+    net = Net(str(path), "RUN")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 9, (30, 1, 2, 2)).astype(np.float32)
+    query = rng.integers(0, 30, 50)
+    support = rng.integers(0, 30, (50, 6))
+    scores = pair_scores(net, images, batch_size=7)(query, support)
+    l1 = np.abs(images[support] - images[query][:, None]).sum(axis=(2, 3, 4))
+    np.testing.assert_allclose(scores, -l1)
+    result = score_trials(pair_scores(net, images), query, support, np.random.default_rng(1))
+    expected = score_trials(lambda q, s: -l1, query, support, np.random.default_rng(1))
+    assert result == expected

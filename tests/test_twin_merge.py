@@ -1,4 +1,4 @@
-"""Tied twin branches run as one batch of 2N (Net._plan_twins) give what separate runs give."""
+"""Tied twin branches run as one batch of 2N (layerforge.twins) give what separate runs give."""
 import numpy as np
 import pytest
 

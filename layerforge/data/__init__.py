@@ -1,11 +1,7 @@
-"""Datasets: IDX/MNIST reader, LMDB store of Caffe Datum records, transformer, pairing."""
+"""Datasets: IDX/MNIST reader, LMDB/LevelDB stores of Caffe Datum records, transformer, pairing."""
+from layerforge.data.errors import DatasetError
+from layerforge.data.idx import build_mnist_lmdbs, read_idx
+from layerforge.data.store import read_db, read_leveldb, read_lmdb, write_db, write_leveldb, write_lmdb
 
-
-class DatasetError(ValueError):
-    """A dataset file is missing, corrupt or inconsistent; the message names the file."""
-
-
-from layerforge.data.idx import build_mnist_lmdbs, read_idx  # noqa: E402
-from layerforge.data.store import read_lmdb, write_lmdb  # noqa: E402
-
-__all__ = ["DatasetError", "build_mnist_lmdbs", "read_idx", "read_lmdb", "write_lmdb"]
+__all__ = ["DatasetError", "build_mnist_lmdbs", "read_db", "read_idx", "read_leveldb", "read_lmdb",
+           "write_db", "write_leveldb", "write_lmdb"]

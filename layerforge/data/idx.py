@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from layerforge.data import DatasetError
-from layerforge.data.store import count_records, datums, read_lmdb, write_lmdb
+from layerforge import config
+from layerforge.data.errors import DatasetError
+from layerforge.data.store import count_records, datums, read_db, write_db
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
            "http://yann.lecun.com/exdb/mnist/")
@@ -126,8 +127,10 @@ def load_mnist(idx_dir):
     return splits
 
 
-def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, classes=None):
+def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, classes=None, backend="lmdb"):
     """Write out_dir/mnist_train_lmdb and out_dir/mnist_test_lmdb; return their paths.
+    With backend "leveldb": LevelDBs out_dir/mnist_{train,test}_leveldb, as Caffe's
+    convert_mnist_data names them.
 
     The IDX files come from idx_dir, else $LAYERFORGE_MNIST, else a download into
     out_dir/raw. LMDBs that already exist and hold every record are kept as they are.
@@ -136,33 +139,33 @@ def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, cla
     exactly those records.
     """
     out_dir = Path(out_dir)
-    targets = {split: out_dir / f"mnist_{split}_lmdb" for split in SPLITS}
+    targets = {split: out_dir / f"mnist_{split}_{backend}" for split in SPLITS}
     if classes is not None:
         classes = sorted(set(int(c) for c in classes))
         if not classes or not set(classes) <= set(range(10)):
             raise DatasetError(f"MNIST classes are the digits 0-9, got {classes or 'none'}")
-    elif all(count_records(targets[s]) == SPLITS[s][2] for s in SPLITS):
+    elif all(count_records(targets[s], backend) == SPLITS[s][2] for s in SPLITS):
         return targets["train"], targets["test"]
-    idx_dir = idx_dir or os.environ.get("LAYERFORGE_MNIST") or download_mnist(out_dir / "raw", mirrors)
+    idx_dir = idx_dir or config.mnist_folder() or download_mnist(out_dir / "raw", mirrors)
     splits = load_mnist(idx_dir)  # everything is verified before any LMDB is touched
     show = sys.stderr.isatty() if progress is None else progress
     for split, (images, labels) in splits.items():
         if classes is not None:
             keep = np.isin(labels, classes)
             images, labels = images[keep], labels[keep]
-        if _holds(targets[split], images, labels, exact=classes is not None):
+        if _holds(targets[split], images, labels, classes is not None, backend):
             continue
         bar = tqdm(total=len(labels), desc=f"mnist {split}", unit="img", disable=not show)
         with bar:
-            write_lmdb(targets[split], datums(images, labels, bar.update))
+            write_db(targets[split], datums(images, labels, bar.update), backend)
     return targets["train"], targets["test"]
 
 
-def _holds(path, images, labels, exact):
-    """Does the LMDB at path hold these records: as many of them, or (exact) the very records?"""
-    if count_records(path) != len(labels):
+def _holds(path, images, labels, exact, backend):
+    """Does the database at path hold these records: as many of them, or (exact) the very records?"""
+    if count_records(path, backend) != len(labels):
         return False
     if not exact:
         return True
-    stored_images, stored_labels = read_lmdb(path)
+    stored_images, stored_labels = read_db(path, backend)
     return np.array_equal(stored_labels, labels) and np.array_equal(stored_images, images)

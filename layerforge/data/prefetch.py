@@ -1,4 +1,8 @@
-"""Batches from an in-memory dataset, produced ahead of use in a background thread."""
+"""Batches from an in-memory dataset, produced ahead of use in a background thread.
+
+In a data-parallel run (`shard` = (rank, size)) the sampler draws the batch of all ranks and a
+source keeps its rank's consecutive slice of it.
+"""
 import queue
 import threading
 
@@ -12,7 +16,7 @@ class BatchSource:
     report exactly what it has used, however far the prefetch thread has run ahead.
     """
 
-    def __init__(self, images, labels, sampler, transformer, output_all_labels=False):
+    def __init__(self, images, labels, sampler, transformer, output_all_labels=False, shard=(0, 1)):
         self.images = images
         self.labels = labels
         self.sampler = sampler
@@ -20,8 +24,13 @@ class BatchSource:
         self.output_all_labels = output_all_labels
         channels, height, width = transformer.output_shape
         k = sampler.images_per_blob
-        self.data_shape = (sampler.batch_size, k * channels, height, width)
-        self.label_shape = (sampler.batch_size, k) if k > 1 and output_all_labels else (sampler.batch_size,)
+        rank, size = shard
+        if sampler.batch_size % size:
+            raise ValueError(f"the sampler's batch of {sampler.batch_size} does not split into {size} shards")
+        batch = sampler.batch_size // size
+        self.rows = slice(rank * batch, (rank + 1) * batch)
+        self.data_shape = (batch, k * channels, height, width)
+        self.label_shape = (batch, k) if k > 1 and output_all_labels else (batch,)
 
     def get_state(self):
         return {"sampler": self.sampler.get_state(), "transform": self.transformer.get_state()}
@@ -31,8 +40,16 @@ class BatchSource:
         self.transformer.set_state(state["transform"])
 
     def next(self):
+        """The next batch: this shard's rows of the batch the sampler draws. Random transforms
+        run on the whole drawn batch, so a shard gets exactly the items one process would."""
         idx = self.sampler.next_indices()
-        data = self.transformer(self.images[idx.ravel()], self.sampler.rng).reshape(self.data_shape)
+        if self.transformer.draws_random:
+            data = self.transformer(self.images[idx.ravel()], self.sampler.rng)
+            data = data.reshape((len(idx),) + self.data_shape[1:])[self.rows]
+            idx = idx[self.rows]
+        else:
+            idx = idx[self.rows]
+            data = self.transformer(self.images[idx.ravel()], self.sampler.rng).reshape(self.data_shape)
         labels = self.labels[idx]
         if idx.shape[1] == 1:
             labels = labels[:, 0]

@@ -1,4 +1,8 @@
-"""LMDB store of Caffe Datum records (key = zero-padded index), written atomically."""
+"""LMDB and LevelDB stores of Caffe Datum records (key = zero-padded index), written atomically.
+
+Both backends are Caffe's `db::DB` choices (data_param.backend); records are read in key
+order, which is the order they were written in.
+"""
 import io
 import os
 import shutil
@@ -8,7 +12,7 @@ import lmdb
 import numpy as np
 from tqdm import tqdm
 
-from layerforge.data import DatasetError
+from layerforge.data.errors import DatasetError
 from layerforge.proto import layerforge_pb2 as pb
 
 MAP_SIZE = 1 << 40  # address space only: the file grows with the data (Caffe uses the same)
@@ -26,30 +30,18 @@ def datums(images, labels, on_record=None):
             on_record(1)
 
 
-def write_lmdb(path, records):
-    """Write (key, value) records to a new LMDB at `path`, all or nothing.
+BACKENDS = ("lmdb", "leveldb")
 
-    The records go to a temporary directory that is renamed to `path` only after the
-    last one is committed; on any error it is removed and an existing `path` is left
-    untouched.
-    """
+
+def _write_folder(path, fill):
+    """Fill a temporary folder with fill(temp) and rename it to `path`, all or nothing:
+    on any error it is removed and an existing `path` is left untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
     try:
-        env = lmdb.open(str(temp), map_size=MAP_SIZE, subdir=True, lock=False)
-        try:
-            txn = env.begin(write=True)
-            for n, (key, value) in enumerate(records, 1):
-                txn.put(key, value)
-                if n % 1000 == 0:
-                    txn.commit()
-                    txn = env.begin(write=True)
-            txn.commit()
-            env.sync()
-        finally:
-            env.close()
+        fill(temp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -63,9 +55,68 @@ def write_lmdb(path, records):
     return path
 
 
-def count_records(path):
-    """Number of records in the LMDB at `path`, or None when there is none."""
-    if not (Path(path) / "data.mdb").is_file():
+def write_lmdb(path, records):
+    """Write (key, value) records to a new LMDB at `path`, all or nothing."""
+    def fill(temp):
+        env = lmdb.open(str(temp), map_size=MAP_SIZE, subdir=True, lock=False)
+        try:
+            txn = env.begin(write=True)
+            for n, (key, value) in enumerate(records, 1):
+                txn.put(key, value)
+                if n % 1000 == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+            env.sync()
+        finally:
+            env.close()
+    return _write_folder(path, fill)
+
+
+def write_leveldb(path, records):
+    """Write (key, value) records to a new LevelDB at `path`, all or nothing."""
+    import plyvel
+
+    def fill(temp):
+        db = plyvel.DB(str(temp), create_if_missing=True, error_if_exists=True)
+        try:
+            batch = db.write_batch()
+            for n, (key, value) in enumerate(records, 1):
+                batch.put(key, value)
+                if n % 1000 == 0:
+                    batch.write()
+                    batch = db.write_batch()
+            batch.write()
+        finally:
+            db.close()
+    return _write_folder(path, fill)
+
+
+def write_db(path, records, backend="lmdb"):
+    """Write records with the named backend ("lmdb" or "leveldb")."""
+    return (write_leveldb if backend == "leveldb" else write_lmdb)(path, records)
+
+
+def _is_lmdb(path):
+    return (Path(path) / "data.mdb").is_file()
+
+
+def _is_leveldb(path):
+    return (Path(path) / "CURRENT").is_file()
+
+
+def count_records(path, backend="lmdb"):
+    """Number of records in the database at `path`, or None when there is none."""
+    if backend == "leveldb":
+        if not _is_leveldb(path):
+            return None
+        import plyvel
+        try:
+            with plyvel.DB(str(path), create_if_missing=False) as db:
+                return sum(1 for _ in db.iterator(include_value=False))
+        except plyvel.Error:
+            return None
+    if not _is_lmdb(path):
         return None
     try:
         with lmdb.open(str(path), readonly=True, lock=False) as env:
@@ -93,48 +144,74 @@ def _decode(datum, source, key):
     return pixels.reshape(shape)
 
 
+def _read_datums(source, count, items):
+    """(images, labels) of `count` (key, serialized Datum) items, all of the first one's size and kind."""
+    if count == 0:
+        raise DatasetError(f"{source}: the database holds no records")
+    datum = pb.Datum()
+    images = labels = first_key = None
+    for i, (key, value) in enumerate(items):
+        key = key.decode(errors="replace")
+        try:
+            datum.ParseFromString(value)
+        except Exception as err:
+            raise DatasetError(f"{source}: record {key} is not a Datum: {err}") from err
+        image = _decode(datum, source, key)
+        if images is None:
+            images = np.empty((count,) + image.shape, image.dtype)
+            labels = np.empty(count, np.int64)
+            first_key = key
+        elif image.shape != images.shape[1:] or image.dtype != images.dtype:
+            raise DatasetError(
+                f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
+                f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
+                f"all records must have one size (rebuild with --resize HxW)")
+        images[i] = image
+        labels[i] = datum.label
+    return images, labels
+
+
 def read_lmdb(path):
     """All records of an LMDB: (images N×C×H×W uint8 or float32, labels int64 N).
 
     Every record must have the first record's size and kind (uint8 or float).
     """
     source = Path(path)
-    if not (source / "data.mdb").is_file():
-        raise DatasetError(f"{source}: no LMDB there (expected a directory holding data.mdb); "
+    if not _is_lmdb(source):
+        hint = " (it is a LevelDB: set backend: LEVELDB)" if _is_leveldb(source) else ""
+        raise DatasetError(f"{source}: no LMDB there (expected a directory holding data.mdb){hint}; "
                            f"build one with `layerforge data mnist --out DIR` or "
                            f"`layerforge data images --out DIR ROOT`")
-    datum = pb.Datum()
     with lmdb.open(str(source), readonly=True, lock=False) as env, env.begin() as txn:
-        count = env.stat()["entries"]
-        if count == 0:
-            raise DatasetError(f"{source}: the LMDB holds no records")
-        images = labels = first_key = None
-        for i, (key, value) in enumerate(txn.cursor()):
-            key = key.decode(errors="replace")
-            try:
-                datum.ParseFromString(value)
-            except Exception as err:
-                raise DatasetError(f"{source}: record {key} is not a Datum: {err}") from err
-            image = _decode(datum, source, key)
-            if images is None:
-                images = np.empty((count,) + image.shape, image.dtype)
-                labels = np.empty(count, np.int64)
-                first_key = key
-            elif image.shape != images.shape[1:] or image.dtype != images.dtype:
-                raise DatasetError(
-                    f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
-                    f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
-                    f"all records must have one size (rebuild with --resize HxW)")
-            images[i] = image
-            labels[i] = datum.label
-    return images, labels
+        return _read_datums(source, env.stat()["entries"], txn.cursor())
+
+
+def read_leveldb(path):
+    """All records of a LevelDB, as read_lmdb reads an LMDB."""
+    import plyvel
+    source = Path(path)
+    if not _is_leveldb(source):
+        hint = " (it is an LMDB: set backend: LMDB)" if _is_lmdb(source) else ""
+        raise DatasetError(f"{source}: no LevelDB there (expected a directory holding CURRENT){hint}; "
+                           f"build one with `layerforge data mnist --backend leveldb --out DIR`")
+    try:
+        with plyvel.DB(str(source), create_if_missing=False) as db:
+            count = sum(1 for _ in db.iterator(include_value=False))
+            return _read_datums(source, count, db.iterator())
+    except plyvel.Error as err:
+        raise DatasetError(f"{source}: cannot open the LevelDB: {err}") from err
+
+
+def read_db(path, backend="lmdb"):
+    """All records of the database at `path` with the named backend ("lmdb" or "leveldb")."""
+    return (read_leveldb if backend == "leveldb" else read_lmdb)(path)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
-def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, progress=False):
-    """LMDB out_dir/images_lmdb from ROOT/<class>/<image>, plus out_dir/labels.txt.
+def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, progress=False, backend="lmdb"):
+    """Database out_dir/images_<backend> from ROOT/<class>/<image>, plus out_dir/labels.txt.
 
     Labels are the sorted class-folder indices; labels.txt lists one folder name per
     line in label order. Colour images are stored RGB, C×H×W. `resize` is (height, width);
@@ -174,6 +251,6 @@ def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, prog
             datum.label = label
             yield b"%08d" % i, datum.SerializeToString()
 
-    lmdb_path = write_lmdb(out_dir / "images_lmdb", records())
+    db_path = write_db(out_dir / f"images_{backend}", records(), backend)
     (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
-    return lmdb_path
+    return db_path

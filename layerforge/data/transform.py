@@ -1,16 +1,24 @@
 """Caffe's DataTransformer for whole batches, plus seeded augmentation (TRAIN only).
 
-Order per image: [augmentation: crop_pad shift, rotation] -> crop -> (x - mean) * scale
+Order per image: [augmentation: crop_pad shift, affine warp] -> crop -> (x - mean) * scale
 -> mirror -> [augmentation: contrast, brightness]. As in Caffe, the crop is random in
 TRAIN and centred otherwise, mirroring happens in TRAIN only, and a mean_file is
 cropped at the image's offsets. Geometric augmentation fills with 0 (raw pixel value);
 contrast multiplies by U[1-c, 1+c], brightness adds U[-b, b] in scaled units.
+
+The affine warp is Koch et al.'s (2015) distortion, about the image centre: each image
+is zoomed (per axis by U[1-zoom, 1+zoom]), sheared (x += s_x·y, y += s_y·x with s_x, s_y
+~ U[-shear, shear]), rotated counter-clockwise by U[-rotation, rotation] degrees and
+shifted (per axis by U[-translation, translation] pixels), then resampled bilinearly.
+Only the ranges that are set draw random numbers, in that order: rotation, shear, zoom,
+translation.
 color_order is accepted and ignored: records are used in the channel order stored.
 """
 import numpy as np
 
 from layerforge.data import DatasetError
-from layerforge.kernels.transform import rotate_bilinear
+from layerforge.io import ConfigError, blobproto_to_array
+from layerforge.kernels.transform import affine_bilinear
 from layerforge.proto import layerforge_pb2 as pb
 
 
@@ -24,17 +32,27 @@ def load_mean_file(path):
         raise DatasetError(f"transform_param.mean_file {path!r}: cannot read it: {err}") from err
     except Exception as err:
         raise DatasetError(f"transform_param.mean_file {path!r}: not a binary BlobProto: {err}") from err
-    if blob.HasField("shape"):
-        shape = tuple(blob.shape.dim)
-    else:
-        shape = (blob.num, blob.channels, blob.height, blob.width)
-    values = np.asarray(blob.data if len(blob.data) else blob.double_data, np.float32)
-    if len(shape) == 4 and shape[0] == 1:
-        shape = shape[1:]
-    if len(shape) != 3 or values.size != np.prod(shape):
+    try:
+        mean = blobproto_to_array(blob, f"transform_param.mean_file {path!r}").astype(np.float32)
+    except ConfigError as err:
+        raise DatasetError(str(err)) from None
+    if mean.ndim == 4 and mean.shape[0] == 1:
+        mean = mean[0]
+    if mean.ndim != 3:
         raise DatasetError(f"transform_param.mean_file {path!r}: expected one C×H×W mean image, "
-                           f"got shape {shape} with {values.size} values")
-    return values.reshape(shape)
+                           f"got shape {mean.shape}")
+    return mean
+
+
+def with_legacy_fields(transform_param, legacy):
+    """transform_param, with the deprecated scale / mean_file / crop_size / mirror of a data
+    layer's own parameter (data_param, image_data_param, window_data_param) where it sets none."""
+    merged = pb.TransformationParameter()
+    merged.CopyFrom(transform_param)
+    for field in ("scale", "mean_file", "crop_size", "mirror"):
+        if legacy.HasField(field) and not merged.HasField(field):
+            setattr(merged, field, getattr(legacy, field))
+    return merged
 
 
 def _crop(images, oy, ox, height, width):
@@ -44,6 +62,20 @@ def _crop(images, oy, ox, height, width):
     items = np.arange(len(images))[:, None, None, None]
     chans = np.arange(images.shape[1])[None, :, None, None]
     return images[items, chans, rows, cols]
+
+
+def affine_maps(aug, num, rng):
+    """num random inverse maps (num×2×3, output -> source, for affine_bilinear) of the warp
+    described in the module docstring, with aug's ranges."""
+    angle = np.radians(rng.uniform(-aug.rotation, aug.rotation, num)) if aug.rotation else np.zeros(num)
+    shear = rng.uniform(-aug.shear, aug.shear, (num, 2)) if aug.shear else np.zeros((num, 2))
+    zoom = rng.uniform(1 - aug.zoom, 1 + aug.zoom, (num, 2)) if aug.zoom else np.ones((num, 2))
+    shift = rng.uniform(-aug.translation, aug.translation, (num, 2)) if aug.translation else np.zeros((num, 2))
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)   # counter-clockwise on screen
+    skew = np.stack([np.stack([np.ones(num), shear[:, 0]], -1), np.stack([shear[:, 1], np.ones(num)], -1)], -2)
+    inverse = np.linalg.inv(turn @ skew @ (zoom[:, :, None] * np.eye(2)))
+    return np.concatenate([inverse, -(inverse @ shift[:, :, None])], axis=2)
 
 
 class DataTransformer:
@@ -74,11 +106,16 @@ class DataTransformer:
             self.mean = np.broadcast_to(np.asarray(param.mean_value, np.float32)[:, None, None],
                                         (channels, 1, 1)).copy()
         aug = param.augmentation
-        self.aug = aug if self.train and (aug.crop_pad or aug.rotation or aug.brightness
-                                          or aug.contrast) else None
+        self.aug = aug if self.train and (aug.crop_pad or aug.rotation or aug.shear or aug.zoom
+                                          or aug.translation or aug.brightness or aug.contrast) else None
         self.aug_rng = np.random.default_rng(aug.seed) if self.aug and aug.seed >= 0 else None
         size = self.crop_size
         self.output_shape = (channels, size or height, size or width)
+
+    @property
+    def draws_random(self):
+        """Whether transforming a batch draws random numbers (then an item depends on the batch)."""
+        return self.aug is not None or self.mirror or (self.train and self.crop_size > 0)
 
     def get_state(self):
         return None if self.aug_rng is None else self.aug_rng.bit_generator.state
@@ -124,11 +161,10 @@ class DataTransformer:
             padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
             x = _crop(padded, rng.integers(0, 2 * pad + 1, num), rng.integers(0, 2 * pad + 1, num),
                       height, width)
-        if self.aug.rotation:
-            angles = np.radians(rng.uniform(-self.aug.rotation, self.aug.rotation, num))
-            rotated = np.empty_like(x)
-            rotate_bilinear(np.ascontiguousarray(x), angles, rotated)
-            x = rotated
+        if self.aug.rotation or self.aug.shear or self.aug.zoom or self.aug.translation:
+            warped = np.empty_like(x)
+            affine_bilinear(np.ascontiguousarray(x), affine_maps(self.aug, num, rng), warped)
+            x = warped
         return x
 
     def _photometric(self, x, rng):

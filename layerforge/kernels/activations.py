@@ -12,7 +12,10 @@ import math
 
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
 
+
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def relu_forward(x, negative_slope, y):
     """y = x where x > 0, else negative_slope * x."""
@@ -21,6 +24,7 @@ def relu_forward(x, negative_slope, y):
         y[i] = v if v > 0 else v * negative_slope
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def relu_backward(x, dy, negative_slope, dx):
     """dx = dy where x > 0, else negative_slope * dy (x may be the top when in place, slope >= 0)."""
@@ -29,6 +33,7 @@ def relu_backward(x, dy, negative_slope, dx):
         dx[i] = g if x[i] > 0 else g * negative_slope
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def sigmoid_backward(y, dy, dx):
     """dx = dy * y * (1 - y), from the top data alone."""
@@ -37,6 +42,7 @@ def sigmoid_backward(y, dy, dx):
         dx[i] = dy[i] * v * (1.0 - v)
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def tanh_backward(y, dy, dx):
     """dx = dy * (1 - y^2), from the top data alone."""
@@ -45,6 +51,7 @@ def tanh_backward(y, dy, dx):
         dx[i] = dy[i] * (1.0 - v * v)
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def elu_forward(x, alpha, y):
     """y = x where x > 0, else alpha * (exp(x) - 1)."""
@@ -53,6 +60,7 @@ def elu_forward(x, alpha, y):
         y[i] = v if v > 0 else alpha * (math.exp(v) - 1.0)
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def elu_backward(x, y, dy, alpha, dx):
     """dx = dy where x > 0, else dy * (y + alpha) (x may be the top when in place, alpha >= 0)."""
@@ -61,6 +69,7 @@ def elu_backward(x, y, dy, alpha, dx):
         dx[i] = g if x[i] > 0 else g * (y[i] + alpha)
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def prelu_forward(x, slope, y):
     """x, y: (N, C, D); slope: (C,). y = x where x > 0, else slope[c] * x."""
@@ -73,6 +82,7 @@ def prelu_forward(x, slope, y):
                 y[b, c, j] = v if v > 0 else v * a
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def prelu_backward(x, dy, slope, dx, slope_diff, propagate_down):
     """Add dL/dslope[c] = sum(dy * x where x <= 0) into slope_diff (C,); set dx if propagate_down.

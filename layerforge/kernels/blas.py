@@ -2,11 +2,10 @@
 
 A training step alternates Numba kernels and matrix products. Running both on one pool of
 threads lets that pool stay awake between them: the products are called from Numba
-`prange` loops, one BLAS call per chunk, into numpy's own OpenBLAS (set to one thread).
-Its `cblas_?gemm` entry points are found through threadpoolctl and registered with LLVM
-under fixed names, so the compiled kernels are cached like any other. Measured on the
-Siamese step: 11-20 % faster than products split over a separate helper thread, which made
-Numba's workers sleep (and their vCPU idle) around every product.
+`prange` loops, one BLAS call per chunk, into numpy's own OpenBLAS (which the Net sets to
+one thread while it runs, see threads.blas_on_one_thread). Its `cblas_?gemm` entry points
+are found through threadpoolctl and registered with LLVM under fixed names, so the compiled
+kernels are cached like any other. That happens on the first product, not at import.
 
 Where that is not possible - numpy linked against another BLAS or an OpenBLAS with 32-bit
 integers, NUMBA_DISABLE_JIT, or a forked child (GNU OpenMP cannot run there) - every
@@ -19,7 +18,7 @@ import llvmlite.binding as llvm
 import numba
 import numpy as np
 from numba import njit, prange, types
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _MIN_FLOPS = 4e6   # smaller products run on the calling thread alone
@@ -29,12 +28,6 @@ _sgemm = types.ExternalFunction("layerforge_sgemm", types.void(
     _int, _int, _int, _int, _int, _int, types.float32, _ptr, _int, _ptr, _int, types.float32, _ptr, _int))
 _dgemm = types.ExternalFunction("layerforge_dgemm", types.void(
     _int, _int, _int, _int, _int, _int, types.float64, _ptr, _int, _ptr, _int, types.float64, _ptr, _int))
-
-
-def set_blas_threads(count):
-    """Set the thread count of the BLAS libraries loaded in this process (through the
-    library: numpy's OpenBLAS reads OPENBLAS_NUM_THREADS only when it is loaded)."""
-    threadpool_limits(limits=count, user_api="blas")
 
 
 def _register_numpy_openblas():
@@ -54,7 +47,7 @@ def _register_numpy_openblas():
     return False
 
 
-_numba_blas = _register_numpy_openblas()
+_numba_blas = None      # unknown until the first product asks
 
 
 def _after_fork():
@@ -63,7 +56,15 @@ def _after_fork():
     _numba_blas = False
 
 
-os.register_at_fork(after_in_child=_after_fork)
+def numba_blas():
+    """Whether products run on Numba's threads; the first call registers numpy's BLAS with
+    LLVM and, if that worked, a fork hook (once per process)."""
+    global _numba_blas
+    if _numba_blas is None:
+        _numba_blas = _register_numpy_openblas()
+        if _numba_blas:
+            os.register_at_fork(after_in_child=_after_fork)
+    return _numba_blas
 
 
 @njit(cache=True)
@@ -114,7 +115,8 @@ def _blas_ready(*arrays):
     """Whether these operands can go to the registered BLAS: float32 or float64 alike, not
     empty, each matrix with one unit stride (a transpose is fine) and an aligned start."""
     dtype = arrays[0].dtype
-    return _numba_blas and dtype in (np.float32, np.float64) and all(x.size for x in arrays) and all(
+    ready = _numba_blas if _numba_blas is not None else numba_blas()
+    return ready and dtype in (np.float32, np.float64) and all(x.size for x in arrays) and all(
         x.dtype == dtype and x.ndim >= 2 and (x.strides[-1] == x.itemsize or x.strides[-2] == x.itemsize)
         and x.ctypes.data % x.itemsize == 0 for x in arrays)
 
@@ -168,7 +170,3 @@ def matmul_stack(a, b, out):
     else:
         _gemm_stack(*_row_major(a, b, out))
     return out
-
-
-if _numba_blas and os.environ.get("OPENBLAS_NUM_THREADS") is None:
-    set_blas_threads(1)

@@ -1,11 +1,14 @@
-"""im2col / col2im for 2-D convolution over a whole batch.
+"""im2col / col2im for convolution over a whole batch: 2-D kernels, and general N-D ones.
 
 The column matrix has one row per (channel, kernel_y, kernel_x), Caffe's order, and one
 column per (image, out_y, out_x): shape (C * kh * kw, N * out_h * out_w). With the batch
 laid side by side, a convolution is a single large GEMM instead of N small ones.
-Both kernels work on flat views and walk the column matrix row by row, in chunks of
-images, so that its large memory is streamed sequentially by both threads.
+The 2-D kernels work on flat views and walk the column matrix row by row, in chunks of
+images, so that its large memory is streamed sequentially by both threads. The N-D kernels
+(1-D, 3-D, ...: Caffe's im2col_nd) use the same layout with the kernel offsets of every
+spatial axis, row-major, in place of (kernel_y, kernel_x).
 """
+import numpy as np
 from numba import njit, prange
 
 _CHUNK = 16  # images per parallel task
@@ -165,3 +168,80 @@ def row2im(rows, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                             start = ((n * height + y) * width + x) * channels
                             dst[start:start + channels] += src[out:out + channels]
                         out += channels
+
+
+@njit(cache=True)
+def _nd_sources(row, shape, kernel, stride, pad, dilation, out):
+    """For one column row (kernel offset), the flat input index each output position reads
+    (-1 where it reads padding). Axes are row-major, the last spatial axis innermost."""
+    dims = shape.size
+    offset = np.empty(dims, np.int64)
+    rest = row
+    for d in range(dims - 1, -1, -1):
+        offset[d] = rest % kernel[d] * dilation[d] - pad[d]
+        rest //= kernel[d]
+    plane = 1
+    for d in range(dims):
+        plane *= out[d]
+    sources = np.empty(plane, np.int64)
+    for p in range(plane):
+        rest = p
+        index = 0
+        scale = 1
+        for d in range(dims - 1, -1, -1):
+            x = rest % out[d] * stride[d] + offset[d]
+            rest //= out[d]
+            if x < 0 or x >= shape[d]:
+                index = -1
+                break
+            index += x * scale
+            scale *= shape[d]
+        sources[p] = index
+    return sources
+
+
+@njit(cache=True)
+def out_shape_nd(shape, kernel, stride, pad, dilation):
+    """Caffe's convolution output size along every spatial axis."""
+    out = np.empty(shape.size, np.int64)
+    for d in range(shape.size):
+        out[d] = out_size(shape[d], kernel[d], stride[d], pad[d], dilation[d])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def im2col_nd(images, shape, kernel, stride, pad, dilation, col):
+    """Fill `col` (C*prod(kernel), N*prod(out)) from `images` (N, C, prod(shape)), any number
+    of spatial axes (`shape`, `kernel`, ... are int64 arrays, one entry per axis); padding
+    reads as 0. Rows in Caffe's order: channel, then kernel offsets row-major."""
+    num, channels, _ = images.shape
+    out = out_shape_nd(shape, kernel, stride, pad, dilation)
+    rows_per_channel = col.shape[0] // channels
+    plane = col.shape[1] // num
+    for row in prange(col.shape[0]):
+        c = row // rows_per_channel
+        sources = _nd_sources(row % rows_per_channel, shape, kernel, stride, pad, dilation, out)
+        for n in range(num):
+            for p in range(plane):
+                source = sources[p]
+                col[row, n * plane + p] = images[n, c, source] if source >= 0 else 0
+
+
+@njit(cache=True, parallel=True)
+def col2im_nd(col, shape, kernel, stride, pad, dilation, images):
+    """Overwrite `images` (N, C, prod(shape)) with the sum of the `col` entries that im2col_nd
+    read from each pixel."""
+    num, channels, _ = images.shape
+    out = out_shape_nd(shape, kernel, stride, pad, dilation)
+    rows_per_channel = col.shape[0] // channels
+    plane = col.shape[1] // num
+    for c in prange(channels):  # one channel per task: no write races
+        images[:, c, :] = 0
+        for k in range(rows_per_channel):
+            sources = _nd_sources(k, shape, kernel, stride, pad, dilation, out)
+            row = c * rows_per_channel + k
+            for n in range(num):
+                for p in range(plane):
+                    source = sources[p]
+                    if source >= 0:
+                        images[n, c, source] += col[row, n * plane + p]

@@ -6,7 +6,10 @@ sums only the pixels inside the image, exactly as Caffe does.
 """
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
 
+
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def max_pool_forward(bottom, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, top, argmax):
     """top[i, py, px] = max of the window; argmax holds its flat index y * W + x in the plane."""
@@ -30,6 +33,7 @@ def max_pool_forward(bottom, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                 argmax[i, py, px] = best_index
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the bottom diff
 @njit(cache=True, parallel=True)
 def max_pool_backward(top_diff, argmax, bottom_diff):
     """Overwrite bottom_diff: each top gradient goes to the pixel its window's max came from.
@@ -48,6 +52,7 @@ def max_pool_backward(top_diff, argmax, bottom_diff):
                 plane[argmax[i, py, px]] += top_diff[i, py, px]
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def ave_pool_forward(bottom, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, top):
     """top[i, py, px] = window sum / window size clipped to the padded image."""
@@ -68,6 +73,7 @@ def ave_pool_forward(bottom, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                 top[i, py, px] = total / pool_size
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the bottom diff
 @njit(cache=True, parallel=True)
 def ave_pool_backward(top_diff, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, bottom_diff):
     """Overwrite bottom_diff with each window's top gradient spread evenly (same divisor as forward)."""
@@ -87,6 +93,7 @@ def ave_pool_backward(top_diff, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
                         bottom_diff[i, y, x] += share
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def max_pool_2x2_forward(bottom, top, argmax):
     """max_pool_forward for kernel 2, stride 2, no padding, when H = 2 * pooled_h and

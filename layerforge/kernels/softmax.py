@@ -6,7 +6,10 @@ read it again, so the output may be the input array (in-place Softmax).
 import numpy as np
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
 
+
+@serial_when_small()
 @njit(parallel=True, cache=True)
 def softmax_forward(x, y):
     """y = exp(x - max) / sum(exp(x - max)) along axis 1; subtracting the max keeps exp finite."""
@@ -27,6 +30,7 @@ def softmax_forward(x, y):
                 y[o, c, i] /= total[i]
 
 
+@serial_when_small()
 @njit(parallel=True, cache=True)
 def softmax_backward(y, dy, dx):
     """dx = y * (dy - sum(dy * y)) along axis 1, the softmax Jacobian applied to dy."""

@@ -1,24 +1,95 @@
-"""Run a parallel kernel on the calling thread alone when its work is too small for threads.
+"""Thread policies next to the kernels: small work on the calling thread alone, and numpy's
+OpenBLAS on one thread while layerforge's kernels drive the products.
 
 A parallel Numba kernel costs a few microseconds more than a serial loop while Numba's
 workers are awake (they spin for a moment after each parallel loop), and 40-100 us when
-they have gone to sleep (measured here). `call` lowers Numba's thread count for one call:
-the setting belongs to the calling thread, and the compiled (cached) kernel is the same.
+they have gone to sleep. `serial_when_small` wraps a parallel kernel so that a call with
+little work lowers Numba's thread count for that call only: the setting belongs to the
+calling thread, and the compiled (cached) kernel is the same. Kernel modules export their
+parallel kernels already wrapped; layers call them like any function.
+
+`blas_on_one_thread()` is the scope the Net runs its layers in (see kernels/blas.py): it
+sets numpy's OpenBLAS to one thread on entry and restores the previous count on exit, so a
+program that imports layerforge keeps its BLAS threads everywhere else.
 """
+import contextlib
+import ctypes
+
 import numba
 
-# Elements visited. Measured ReLU forward with the workers awake, 2 threads vs 1: 64k floats
-# 2.5 vs 2.1 us, 400k floats 8.8 vs 16.5 us, 1e6 floats 47 vs 90 us.
-PARALLEL_MIN_WORK = 100_000
+from layerforge import config
+
+PARALLEL_MIN_WORK = 100_000   # elements visited; below it a kernel runs on one thread
 
 
-def call(kernel, work, *args):
-    """kernel(*args), on one thread when `work` (about the elements it touches) is small."""
-    threads = numba.get_num_threads()
-    if work >= PARALLEL_MIN_WORK or threads == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
+def _first_size(*args):
+    return args[0].size
+
+
+def serial_when_small(work=_first_size):
+    """Decorator for a parallel kernel: run it on the calling thread alone when `work(*args)`
+    (about the elements it touches; default: the first argument's size) is small. The plain
+    Python function stays reachable as `.py_func`, the jitted one as `.kernel`."""
+
+    def wrap(kernel):
+        def run(*args):
+            if work(*args) >= PARALLEL_MIN_WORK:
+                return kernel(*args)
+            threads = numba.get_num_threads()
+            if threads == 1:
+                return kernel(*args)
+            numba.set_num_threads(1)
+            try:
+                return kernel(*args)
+            finally:
+                numba.set_num_threads(threads)
+
+        run.kernel, run.py_func = kernel, getattr(kernel, "py_func", kernel)
+        run.__name__, run.__qualname__, run.__doc__ = kernel.__name__, kernel.__qualname__, kernel.__doc__
+        run.__module__ = kernel.__module__
+        return run
+
+    return wrap
+
+
+_openblas = None      # (get_num_threads, set_num_threads) of numpy's OpenBLAS, () if none
+
+
+def _openblas_controls():
+    """numpy's OpenBLAS thread-count functions, found once through threadpoolctl."""
+    global _openblas
+    if _openblas is None:
+        from threadpoolctl import threadpool_info
+
+        _openblas = ()
+        for info in threadpool_info():
+            if info["internal_api"] != "openblas":
+                continue
+            library = ctypes.CDLL(info["filepath"])
+            for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
+                get, put = f"{prefix}openblas_get_num_threads{suffix}", f"{prefix}openblas_set_num_threads{suffix}"
+                if hasattr(library, get) and hasattr(library, put):
+                    _openblas = (getattr(library, get), getattr(library, put))
+                    _openblas[1].argtypes = [ctypes.c_int]
+                    break
+            break
+    return _openblas
+
+
+@contextlib.contextmanager
+def blas_on_one_thread():
+    """numpy's OpenBLAS on one thread inside the block (unless OPENBLAS_NUM_THREADS is set)."""
+    controls = () if config.blas_threads_set_by_user() else _openblas_controls()
+    if not controls:
+        yield
+        return
+    get, put = controls
+    before = get()
+    if before == 1:
+        yield
+        return
+    put(1)
     try:
-        return kernel(*args)
+        yield
     finally:
-        numba.set_num_threads(threads)
+        put(before)

@@ -10,7 +10,6 @@ import numpy as np
 from layerforge.blob import Blob
 from layerforge.fillers import fill
 from layerforge.kernels import activations as kernels
-from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -25,6 +24,7 @@ class _Neuron(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     allow_in_place = True
+    batch_independent = True
 
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
@@ -49,12 +49,12 @@ class ReLULayer(_Neuron):
             self._reject_in_place(bottom, top, "relu_param.negative_slope", self.negative_slope)
 
     def forward(self, bottom, top):
-        call(kernels.relu_forward, bottom[0].count, _flat(bottom[0].data), self.negative_slope, _flat(top[0].data))
+        kernels.relu_forward(_flat(bottom[0].data), self.negative_slope, _flat(top[0].data))
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            call(kernels.relu_backward, bottom[0].count, _flat(bottom[0].data), _flat(top[0].diff),
-                 self.negative_slope, _flat(bottom[0].diff))
+            kernels.relu_backward(_flat(bottom[0].data), _flat(top[0].diff), self.negative_slope,
+                                  _flat(bottom[0].diff))
 
 
 @register_layer("ELU")
@@ -67,12 +67,12 @@ class ELULayer(_Neuron):
             self._reject_in_place(bottom, top, "elu_param.alpha", self.alpha)
 
     def forward(self, bottom, top):
-        call(kernels.elu_forward, bottom[0].count, _flat(bottom[0].data), self.alpha, _flat(top[0].data))
+        kernels.elu_forward(_flat(bottom[0].data), self.alpha, _flat(top[0].data))
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            call(kernels.elu_backward, bottom[0].count, _flat(bottom[0].data), _flat(top[0].data),
-                 _flat(top[0].diff), self.alpha, _flat(bottom[0].diff))
+            kernels.elu_backward(_flat(bottom[0].data), _flat(top[0].data), _flat(top[0].diff), self.alpha,
+                                 _flat(bottom[0].diff))
 
 
 @register_layer("Sigmoid")
@@ -88,7 +88,7 @@ class SigmoidLayer(_Neuron):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            call(kernels.sigmoid_backward, top[0].count, _flat(top[0].data), _flat(top[0].diff), _flat(bottom[0].diff))
+            kernels.sigmoid_backward(_flat(top[0].data), _flat(top[0].diff), _flat(bottom[0].diff))
 
 
 @register_layer("TanH")
@@ -100,7 +100,7 @@ class TanHLayer(_Neuron):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            call(kernels.tanh_backward, top[0].count, _flat(top[0].data), _flat(top[0].diff), _flat(bottom[0].diff))
+            kernels.tanh_backward(_flat(top[0].data), _flat(top[0].diff), _flat(bottom[0].diff))
 
 
 @register_layer("PReLU")
@@ -140,16 +140,15 @@ class PReLULayer(_Neuron):
     def forward(self, bottom, top):
         self._keep_input(bottom, top)
         channels = bottom[0].shape[1]
-        call(kernels.prelu_forward, bottom[0].count, self._channels(bottom[0].data), self._slopes(channels),
-             self._channels(top[0].data))
+        kernels.prelu_forward(self._channels(bottom[0].data), self._slopes(channels), self._channels(top[0].data))
 
     def backward(self, top, propagate_down, bottom):
         channels = bottom[0].shape[1]
         dy = self._channels(top[0].diff)
         dx = self._channels(bottom[0].diff) if propagate_down[0] else dy
         slope_diff = np.zeros(channels, np.float64)
-        call(kernels.prelu_backward, bottom[0].count, self._channels(self._input), dy, self._slopes(channels), dx,
-             slope_diff, bool(propagate_down[0]))
+        kernels.prelu_backward(self._channels(self._input), dy, self._slopes(channels), dx, slope_diff,
+                               bool(propagate_down[0]))
         diff = self.blobs[0].diff
         diff += slope_diff.sum() if self.channel_shared else slope_diff.astype(diff.dtype)
 
@@ -200,6 +199,8 @@ class DropoutLayer(_Neuron):
 
     TEST and RUN: identity. The mask is drawn from self.rng, so a seeded net drops the same values.
     """
+
+    batch_independent = False   # the mask of one item depends on the items drawn before it
 
     def setup(self, bottom, top):
         self.ratio = self.param.dropout_param.dropout_ratio

@@ -3,7 +3,6 @@ import numpy as np
 
 from layerforge.kernels.pooling import (ave_pool_backward, ave_pool_forward, max_pool_2x2_forward,
                                         max_pool_backward, max_pool_forward)
-from layerforge.kernels.threads import call
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -12,7 +11,7 @@ _POOL = pb.PoolingParameter
 
 
 @register_layer("Pooling")
-class Pooling(Layer):
+class PoolingLayer(Layer):
     """MAX or AVE pooling of an (N, C, H, W) bottom; no parameters.
 
     The output size follows Caffe: ceil (default) or floor of (H + 2*pad - kernel) / stride,
@@ -23,6 +22,7 @@ class Pooling(Layer):
     exact_num_bottom = 1
     min_top = 1
     max_top = 2
+    batch_independent = True
 
     def _pair(self, name, prefix, default):
         """`name`, or prefix_h and prefix_w (both), not both forms."""
@@ -105,22 +105,22 @@ class Pooling(Layer):
 
     def forward(self, bottom, top):
         geometry = self.kernel + self.stride + self.pad
-        planes, planes_top, work = self._planes(bottom[0].data), self._planes(top[0].data), bottom[0].count
+        planes, planes_top = self._planes(bottom[0].data), self._planes(top[0].data)
         if self.param.pooling_param.pool == _POOL.MAX:
             if self.tiles_2x2:
-                call(max_pool_2x2_forward, work, planes, planes_top, self.argmax)
+                max_pool_2x2_forward(planes, planes_top, self.argmax)
             else:
-                call(max_pool_forward, work, planes, *geometry, planes_top, self.argmax)
+                max_pool_forward(planes, *geometry, planes_top, self.argmax)
             if len(top) > 1:
                 top[1].data[...] = self.argmax.reshape(top[1].shape)
         else:
-            call(ave_pool_forward, work, planes, *geometry, planes_top)
+            ave_pool_forward(planes, *geometry, planes_top)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        top_diff, bottom_diff, work = self._planes(top[0].diff), self._planes(bottom[0].diff), bottom[0].count
+        top_diff, bottom_diff = self._planes(top[0].diff), self._planes(bottom[0].diff)
         if self.param.pooling_param.pool == _POOL.MAX:
-            call(max_pool_backward, work, top_diff, self.argmax, bottom_diff)
+            max_pool_backward(top_diff, self.argmax, bottom_diff)
         else:
-            call(ave_pool_backward, work, top_diff, *self.kernel, *self.stride, *self.pad, bottom_diff)
+            ave_pool_backward(top_diff, *self.kernel, *self.stride, *self.pad, bottom_diff)

@@ -26,7 +26,7 @@ def class_means(encodings, labels):
 
 def decode_layers(net):
     """The Decode layers of `net` with the name of the blob each one reads its encodings from."""
-    found = [(entry.layer, entry.bottom_names[0]) for entry in net.entries if entry.layer.type_name == "Decode"]
+    found = [(layer, net.bottom_names[layer.name][0]) for layer in net.layers_of_type("Decode")]
     if not found:
         raise NetError(f"{net.source}: no Decode layer whose centroids could be set")
     return found

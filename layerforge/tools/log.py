@@ -26,7 +26,7 @@ class JsonLinesLog:
     the log is readable while training runs. `append=True` continues a resumed run's log.
     Per-iteration events are skipped: display steps ("train" events) carry the loss."""
 
-    skip = ("iteration",)
+    skip = ("iteration_start", "gradients_ready", "iteration")
 
     def __init__(self, path, append=False):
         self.path = os.fspath(path)

@@ -1,5 +1,9 @@
 """N-way one-shot evaluation in the style of Koch et al. (2015): classify a query image by
-the nearest of N support images, one per class, in a net's encoding space.
+the nearest of N support images, one per class, in a net's encoding space (or by the highest
+score of a verification net that compares two images).
+
+Trials come from labelled images (random classes), from Omniglot alphabets (within one
+alphabet, as Lake's runs are drawn) or from Lake's run folders themselves.
 
 Each trial draws N distinct classes, one support image per class and a query of the first
 class (a different image than its support); it is correct when the query's encoding is
@@ -7,6 +11,7 @@ nearest (Euclidean) to that support. Ties are broken at random, so a collapsed e
 scores chance (1/N), not 1. The 95 % interval is Wilson's score interval.
 """
 import math
+import re
 import tempfile
 from dataclasses import dataclass
 
@@ -69,19 +74,159 @@ def one_shot_accuracy(encode, images, labels, ways, trials, rng):
         raise OneShotError(f"class {classes[counts.argmin()]} has {counts.min()} image; one-shot trials "
                            f"need at least 2 images per class (a support and a query)")
     encodings = np.asarray(encode(images), np.float64)
-    encodings = encodings.reshape(len(encodings), -1)
     if len(encodings) != len(labels):
         raise OneShotError(f"the encoder returned {len(encodings)} encodings for {len(labels)} images")
     members = [np.flatnonzero(labels == c) for c in classes]
-    correct = 0
-    for _ in range(trials):
+    query = np.empty(trials, np.int64)
+    support = np.empty((trials, ways), np.int64)
+    for t in range(trials):
         chosen = rng.choice(len(classes), ways, replace=False)
-        query, first = rng.choice(members[chosen[0]], 2, replace=False)
-        support = [first] + [rng.choice(members[c]) for c in chosen[1:]]
-        distances = np.sum((encodings[support] - encodings[query]) ** 2, axis=1)
-        nearest = rng.choice(np.flatnonzero(distances == distances.min()))
-        correct += int(nearest == 0)
+        query[t], support[t, 0] = rng.choice(members[chosen[0]], 2, replace=False)
+        support[t, 1:] = [rng.choice(members[c]) for c in chosen[1:]]
+    return score_trials(euclidean_scores(encodings), query, support, rng)
+
+
+def euclidean_scores(encodings):
+    """score(query, support) for score_trials: minus the squared Euclidean distance between
+    rows of `encodings` (N×anything, flattened)."""
+    encodings = np.asarray(encodings, np.float64)
+    encodings = encodings.reshape(len(encodings), -1)
+
+    def score(query, support):
+        return -np.sum((encodings[support] - encodings[query][:, None]) ** 2, axis=2)
+    return score
+
+
+def score_trials(score, query, support, rng):
+    """OneShotResult of trials whose right answer is column 0 of `support` (T×N indices):
+    `score(query, support)` gives T×N similarities; the highest wins, ties broken with rng."""
+    scores = score(query, support)
+    correct = 0
+    for row in scores:
+        correct += int(rng.choice(np.flatnonzero(row == row.max())) == 0)
+    trials, ways = support.shape
     return OneShotResult(ways, trials, correct, *wilson_interval(correct, trials))
+
+
+def within_group_trials(labels, groups, drawers, ways, trials, rng):
+    """(query T, support T×N) image indices of N-way trials drawn within one group (Omniglot:
+    one alphabet), as in Lake's runs: a trial picks a group with at least N classes, N of its
+    classes and two drawers; the supports are the first drawer's images of the N classes, the
+    query the second drawer's image of the class in column 0."""
+    labels, groups, drawers = (np.asarray(a) for a in (labels, groups, drawers))
+    index = {(int(c), int(d)): i for i, (c, d) in enumerate(zip(labels, drawers))}
+    drawers_of = {}
+    for c, d in index:
+        drawers_of.setdefault(c, set()).add(d)
+    classes_of = {int(g): np.unique(labels[groups[labels] == g]) for g in np.unique(groups[labels])}
+    eligible = sorted(g for g, members in classes_of.items() if len(members) >= ways)
+    if ways < 2 or trials < 1:
+        raise OneShotError(f"need ways >= 2 and trials >= 1, got ways {ways}, trials {trials}")
+    if not eligible:
+        raise OneShotError(f"{ways}-way trials within a group need a group with {ways} classes; the "
+                           f"largest has {max(map(len, classes_of.values()))}")
+    query = np.empty(trials, np.int64)
+    support = np.empty((trials, ways), np.int64)
+    for t in range(trials):
+        chosen = rng.choice(classes_of[eligible[rng.integers(len(eligible))]], ways, replace=False)
+        common = set.intersection(*(drawers_of[int(c)] for c in chosen))
+        if len(common) < 2:
+            raise OneShotError(f"classes {', '.join(map(str, chosen))} share fewer than 2 drawers")
+        first, second = rng.choice(sorted(common), 2, replace=False)
+        support[t] = [index[(int(c), int(first))] for c in chosen]
+        query[t] = index[(int(chosen[0]), int(second))]
+    return query, support
+
+
+def read_runs(folder, size=None):
+    """Lake's one-shot runs under `folder`: (images N×1×H×W, query T, support T×W).
+
+    Each `runNN/` holds `training/*.png` (one image per class), `test/*.png` and
+    `class_labels.txt`, lines `runNN/test/itemXX.png runNN/training/classYY.png` relative to
+    `folder`. Every test item is a trial against all its run's training images; its right
+    answer is column 0 of `support`. Images are read as `layerforge data omniglot` reads them.
+    """
+    from pathlib import Path
+
+    from layerforge.data.omniglot import read_image
+
+    root = Path(folder)
+    runs = sorted(p for p in root.glob("run*") if re.fullmatch(r"run\d+", p.name) and p.is_dir())
+    if not runs:
+        raise OneShotError(f"{root}: no runNN/ folders (expected Lake's one-shot runs: runNN/class_labels.txt, "
+                           f"runNN/training/classYY.png, runNN/test/itemXX.png)")
+    paths, queries, supports = [], [], []
+    index = {}
+
+    def add(path):
+        if path not in index:
+            if not path.is_file():
+                raise OneShotError(f"{path}: no such image")
+            index[path] = len(paths)
+            paths.append(path)
+        return index[path]
+
+    for run in runs:
+        training = [add(p) for p in sorted((run / "training").glob("*.png"))]
+        labels = run / "class_labels.txt"
+        if not labels.is_file() or not training:
+            raise OneShotError(f"{run}: expected class_labels.txt and training/*.png")
+        for number, line in enumerate(labels.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or root / parts[1] not in index or index[root / parts[1]] not in training:
+                raise OneShotError(f"{labels}:{number}: expected '<run>/test/<item>.png <run>/training/<class>.png' "
+                                   f"naming a training image of {run.name}, got {line.strip()!r}")
+            answer = index[root / parts[1]]
+            queries.append(add(root / parts[0]))
+            supports.append([answer] + [t for t in training if t != answer])
+    if len({len(s) for s in supports}) != 1:
+        raise OneShotError(f"{root}: the runs have different numbers of training images")
+    if not queries:
+        raise OneShotError(f"{root}: the class_labels.txt files list no test items")
+    images = np.stack([read_image(str(p), size) for p in paths])[:, None]
+    return images, np.array(queries), np.array(supports)
+
+
+def alphabet_trials(source, alphabets, size, ways, trials, rng):
+    """(images, query T, support T×N) of N-way trials within the Omniglot `alphabets` of the
+    zips at `source` (see within_group_trials)."""
+    from layerforge.data import DatasetError
+    from layerforge.data.omniglot import load_omniglot
+
+    try:
+        data = load_omniglot(source, alphabets, size)
+    except DatasetError as err:
+        raise OneShotError(str(err)) from None
+    groups = np.unique(data.alphabets, return_inverse=True)[1]
+    query, support = within_group_trials(data.labels, groups, data.drawers, ways, trials, rng)
+    return data.images, query, support
+
+
+def pair_scores(net, images, transform=None, blob=None, first="data", second="data_p", batch_size=256):
+    """score(query, support) for score_trials from a verification net: the net's RUN inputs
+    `first` and `second` take the two images of a pair, and `blob` (default: its one output)
+    gives one similarity per pair, higher meaning "same"."""
+    blob = blob or (net.outputs[-1] if net.outputs else None)
+    if blob not in net.blobs:
+        raise NetError(f"{net.source}: no score blob {blob!r} in phase RUN; blobs: {', '.join(net.blobs)}")
+    pixels = images if transform is None else transform(images)
+
+    def score(query, support):
+        a = np.repeat(query, support.shape[1])
+        b = support.ravel()
+        out = np.empty(len(a))
+        for start in range(0, len(a), batch_size):
+            span = slice(start, start + batch_size)
+            net.forward(**{first: pixels[a[span]], second: pixels[b[span]]})
+            values = net.blobs[blob].data.reshape(len(a[span]), -1)
+            if values.shape[1] != 1:
+                raise NetError(f"blob '{blob}' has {values.shape[1]} values per pair; a verification net "
+                               f"gives one score per pair")
+            out[span] = values[:, 0]
+        return out.reshape(support.shape)
+    return score
 
 
 def net_encoder(net, blob="feat", input="data", transform=None, batch_size=256):

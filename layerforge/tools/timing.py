@@ -2,6 +2,8 @@
 import time
 from dataclasses import dataclass, field
 
+from layerforge.kernels.threads import blas_on_one_thread
+
 
 @dataclass
 class TimingReport:
@@ -35,31 +37,29 @@ def time_net(net, iterations=50, warmup=1):
     untimed passes (the first pass compiles or loads the Numba kernels). Backward runs
     from the loss tops where training would run it (a net without a loss has none);
     parameter diffs are cleared between passes."""
-    count = len(net.entries)
+    count = len(net.layers)
     forward, backward = [0.0] * count, [0.0] * count
-    for step in range(warmup + iterations):
-        net.clear_param_diffs()
-        timed = step >= warmup
-        for i in range(count):
-            start = time.perf_counter()
-            net.forward_layer(i)
-            if timed:
-                forward[i] += time.perf_counter() - start
-        for entry in net.entries:
-            for weight, top in zip(entry.loss_weights, entry.top):
-                if weight:
-                    top.diff[...] = weight
-        for i in range(count - 1, -1, -1):
-            start = time.perf_counter()
-            net.backward_layer(i)
-            if timed:
-                backward[i] += time.perf_counter() - start
+    with blas_on_one_thread():
+        for step in range(warmup + iterations):
+            net.clear_param_diffs()
+            timed = step >= warmup
+            for i in range(count):
+                start = time.perf_counter()
+                net.forward_layer(i)
+                if timed:
+                    forward[i] += time.perf_counter() - start
+            net.seed_loss_diffs()
+            for i in range(count - 1, -1, -1):
+                start = time.perf_counter()
+                net.backward_layer(i)
+                if timed:
+                    backward[i] += time.perf_counter() - start
     scale = 1000.0 / max(iterations, 1)
     report = TimingReport(iterations)
-    for entry, fwd, bwd in zip(net.entries, forward, backward):
-        algorithm = getattr(entry.layer, "algorithm", None)
-        kind = f"{entry.param.type} ({algorithm})" if algorithm else entry.param.type
-        report.layers.append((entry.param.name, kind, fwd * scale, bwd * scale))
+    for (name, layer), fwd, bwd in zip(net.layers.items(), forward, backward):
+        algorithm = getattr(layer, "algorithm", None)
+        kind = f"{layer.param.type} ({algorithm})" if algorithm else layer.param.type
+        report.layers.append((name, kind, fwd * scale, bwd * scale))
     report.forward_ms = sum(forward) * scale
     report.backward_ms = sum(backward) * scale
     return report

@@ -10,7 +10,7 @@ import pytest
 from layerforge.cli import main
 from tests.cli import write_net
 
-COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot", "centroids"]
+COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot", "centroids", "upgrade"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -71,8 +71,8 @@ def test_missing_files_are_one_line_errors(tmp_path, capsys):
 
 
 def test_train_with_a_missing_solver_is_a_one_line_error(tmp_path, capsys):
-    if importlib.util.find_spec("layerforge.solver") is None:
-        pytest.skip("layerforge.solver (the solver helper's module) does not exist yet")
+    if importlib.util.find_spec("layerforge.solvers") is None:
+        pytest.skip("layerforge.solvers (the solver helper's module) does not exist yet")
     err = _one_line_error(capsys, ["train", "--solver", str(tmp_path / "nope.prototxt")])
     assert "nope.prototxt" in err
 
@@ -118,3 +118,46 @@ def test_data_falls_back_to_a_one_line_error_when_its_module_cannot_load(monkeyp
     assert main(["data"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("layerforge: error: 'layerforge data' is unavailable: ") and err.count("\n") == 1
+
+
+def test_version(capsys):
+    from layerforge import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"layerforge {__version__}\n"
+
+
+@pytest.mark.parametrize("argv", [["data", "mnist"], ["data", "images"]])
+def test_debug_is_accepted_by_nested_commands(argv, capsys):
+    assert main([*argv, "--debug", "--help"]) == 0
+    assert "--debug" in capsys.readouterr().out
+
+
+def test_caffe_single_dash_flags(tmp_path, capsys):
+    from layerforge.cli import _caffe_spellings
+
+    assert _caffe_spellings(["train", "-solver", "s", "-weights=w", "--snapshot", "x", "-q", "solver"]) == \
+        ["train", "--solver", "s", "--weights=w", "--snapshot", "x", "-q", "solver"]
+    missing = tmp_path / "missing.prototxt"
+    err = _one_line_error(capsys, ["test", "-model", str(missing), "-weights", "w", "-iterations", "2"])
+    assert "missing.prototxt" in err and "not found" in err
+
+
+@pytest.mark.parametrize("command", ["train -solver s", "test -model m -weights w", "time -model m"])
+def test_gpu_is_a_clear_cpu_only_error(command, capsys):
+    err = _one_line_error(capsys, [*command.split(), "-gpu", "0"])
+    assert "CPU only" in err
+
+
+def test_python_layer_module_in_the_current_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_layers.py").write_text(
+        "from tests.cli import Clusters\n\nclass MyClusters(Clusters):\n    pass\n")
+    net = write_net(tmp_path, open(write_net(tmp_path)).read().replace(
+        'module: "tests.cli" layer: "Clusters"', 'module: "my_layers" layer: "MyClusters"'), "mine.prototxt")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.setattr(sys, "path", [root] + [p for p in sys.path if p not in ("", os.getcwd())])
+    monkeypatch.chdir(tmp_path)
+    assert main(["time", "--model", str(net), "--iterations", "1", "--warmup", "0"]) == 0
+    assert "data" in capsys.readouterr().out
+    assert str(tmp_path) not in sys.path
+    sys.modules.pop("my_layers", None)

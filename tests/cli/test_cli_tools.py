@@ -1,7 +1,7 @@
-"""`layerforge test|time|draw|plot|embed` on a tiny net, and the log writer/reader behind `plot`."""
+"""`layerforge test|time|plot|embed` on a tiny net, and the log writer/reader behind `plot`
+(`draw`: tests/test_draw.py)."""
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,6 @@ import pytest
 from layerforge.cli import main
 from layerforge.io import ConfigError, read_net
 from layerforge.net import Net
-from layerforge.tools.draw import net_to_dot
 from layerforge.tools.log import JsonLinesLog, parse_caffe_log, read_log
 from layerforge.tools.plot import curves
 from layerforge.tools.timing import time_net
@@ -83,55 +82,6 @@ def test_time_names_each_convolution_algorithm(tmp_path, capsys):
     out = capsys.readouterr().out
     for name, kind in [("few", "direct"), ("many", "winograd"), ("caffe", "im2col")]:
         assert re.search(rf"^{name}\s+Convolution \({kind}\)\s+\d+\.\d{{3}}", out, re.M), out
-
-
-TWINS = """
-name: "twins"
-layer { name: "in" type: "Input" top: "a" top: "b" input_param { shape { dim: 2 dim: 3 } } }
-layer { name: "fa" type: "InnerProduct" bottom: "a" top: "fa"
-        param { name: "w" } param { name: "bias" } inner_product_param { num_output: 2 } }
-layer { name: "fb" type: "InnerProduct" bottom: "b" top: "fb"
-        param { name: "w" } param { name: "bias" } inner_product_param { num_output: 2 } }
-layer { name: "relu" type: "ReLU" bottom: "fb" top: "fb" }
-layer { name: "test_only" type: "ReLU" bottom: "fa" top: "ta" include { phase: TEST } }
-"""
-
-
-def test_draw_writes_dot_with_twins_shared_params_and_in_place(tmp_path, capsys):
-    out = tmp_path / "twins.dot"
-    assert main(["draw", str(write_net(tmp_path, TWINS)), str(out), "--phase", "TRAIN"]) == 0
-    assert capsys.readouterr().out.strip() == f"Wrote {out}"
-    dot = out.read_text()
-    assert dot.startswith('digraph "twins" {') and dot.rstrip().endswith("}")
-    assert re.search(r'"layer:1" -> "layer:2" \[style=dashed.*label="shares w, bias"\]', dot)
-    assert "params: w, bias" in dot and "num_output: 2" in dot
-    # The in-place ReLU reads fb and writes a second node for fb: the graph stays acyclic.
-    assert '"blob:fb:0" -> "layer:3";' in dot and '"layer:3" -> "blob:fb:1";' in dot
-    assert "test_only" not in dot
-
-
-def test_draw_all_phases_labels_phase_rules(tmp_path):
-    dot = net_to_dot(read_net(write_net(tmp_path, TWINS)))
-    assert "test_only\\n(ReLU)\\nphase: TEST" in dot
-
-
-def test_draw_bvlc_siamese_links_every_tied_layer_pair():
-    dot = net_to_dot(read_net(CONFIGS / "bvlc_siamese_train_test.prototxt"), "TRAIN")
-    shared = re.findall(r'label="shares (\w+), (\w+)"', dot)
-    assert sorted(shared) == [(f"{n}_w", f"{n}_b") for n in ("conv1", "conv2", "feat", "ip1", "ip2")]
-
-
-def test_draw_png(tmp_path, capsys):
-    net = write_net(tmp_path, TWINS)
-    out = tmp_path / "twins.png"
-    if shutil.which("dot") is None:
-        assert main(["draw", str(net), str(out)]) == 2
-        err = capsys.readouterr().err
-        assert "Graphviz 'dot' is not installed" in err and "dot -Tpng" in err
-        assert (tmp_path / "twins.dot").read_text().startswith("digraph")
-        pytest.skip("Graphviz 'dot' is not installed: checked the .dot fallback and message only")
-    assert main(["draw", str(net), str(out)]) == 0
-    assert out.read_bytes().startswith(PNG_MAGIC)
 
 
 CAFFE_LOG = """\

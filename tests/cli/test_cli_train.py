@@ -9,7 +9,7 @@ from layerforge.cli import main
 from layerforge.tools.log import parse_caffe_log
 from tests.cli import save_weights, write_solver
 
-pytest.importorskip("layerforge.solver", reason="layerforge.solver (the solver helper's module) "
+pytest.importorskip("layerforge.solvers", reason="layerforge.solvers (the solver helper's module) "
                                                 "does not exist yet")
 
 

@@ -1,5 +1,4 @@
 """IDX reading, md5 checks, MNIST download fallback and MNIST -> LMDB conversion (on small fake files)."""
-import argparse
 import gzip
 import hashlib
 
@@ -7,8 +6,8 @@ import lmdb
 import numpy as np
 import pytest
 
-from layerforge.cli import main
-from layerforge.data import DatasetError, build_mnist_lmdbs, commands, idx, read_idx, read_lmdb
+from layerforge.cli import build_parser, main
+from layerforge.data import DatasetError, build_mnist_lmdbs, idx, read_db, read_idx, read_lmdb
 from layerforge.proto import layerforge_pb2 as pb
 
 
@@ -145,9 +144,7 @@ def test_download_failure_says_what_to_do(fake_mnist, tmp_path):
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="layerforge")
-    commands.register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_mnist_command(fake_mnist, tmp_path, capsys):
@@ -160,3 +157,15 @@ def test_mnist_command(fake_mnist, tmp_path, capsys):
     assert status == 2 and err.startswith("layerforge: error: ") and err.count("\n") == 1, err
     assert "train-labels-idx1-ubyte.gz: md5 mismatch" in err
     assert not (tmp_path / "out2").exists()
+
+
+def test_mnist_command_leveldb(fake_mnist, tmp_path, capsys):
+    args = parse(["data", "mnist", "--out", str(tmp_path / "out"), "--from", str(fake_mnist[0]),
+                  "--backend", "leveldb"])
+    assert args.func(args) == 0
+    assert "mnist_train_leveldb" in capsys.readouterr().out
+    for split, (images, labels) in fake_mnist[1].items():
+        stored_images, stored_labels = read_db(tmp_path / "out" / f"mnist_{split}_leveldb", "leveldb")
+        np.testing.assert_array_equal(stored_images, images[:, None])
+        np.testing.assert_array_equal(stored_labels, labels)
+    assert not (tmp_path / "out" / "mnist_train_lmdb").exists()

@@ -90,3 +90,60 @@ def test_balance_needs_two_classes():
     with pytest.raises(DatasetError, match="balance_matches needs at least two classes"):
         sampler(labels=np.zeros(5, int))
     assert sampler(labels=np.zeros(5, int), balance=False).next_indices().shape == (5, 2)
+
+
+def omniglot_like(classes_per_group=(5, 3, 1, 4), images=20):
+    """Labels of many classes with few images each (class c has `images` records) and the
+    class -> group table; group 2 has a single class."""
+    groups = np.repeat(np.arange(len(classes_per_group)), classes_per_group)
+    labels = np.repeat(np.arange(len(groups)), images)
+    return labels, groups
+
+
+@pytest.mark.parametrize("within", [0.0, 1.0])
+def test_many_classes_few_images_balanced(within):
+    """242 classes × 20 images (Omniglot's background sets): exact alternation, partners never
+    the anchor itself, different partners spread over classes (and within the alphabet at p=1)."""
+    labels, groups = omniglot_like((24, 22, 24, 40, 26, 47, 42, 17))
+    s = PairSampler(labels, 64, 2, True, True, 0, np.random.default_rng(0), groups, within)
+    items = np.concatenate(batches(s, 80))
+    same = labels[items[:, 0]] == labels[items[:, 1]]
+    np.testing.assert_array_equal(same, np.arange(len(items)) % 2 == 0)
+    assert np.all(items[:, 0] != items[:, 1])
+    different = items[1::2]
+    in_group = groups[labels[different[:, 0]]] == groups[labels[different[:, 1]]]
+    if within:
+        assert in_group.all()
+    else:
+        assert 0 < in_group.mean() < 0.3   # random other class: mostly another alphabet
+    assert len(set(labels[different[:, 1]])) > 230
+
+
+def test_within_group_share_and_lone_classes():
+    """within_group 0.5: about half the different partners share the anchor's group; a class
+    alone in its group (2 → class 8) or missing from the table gets partners from anywhere."""
+    labels, groups = omniglot_like()
+    table = groups[:-1]      # the last class (group 3) is not in the table: a group of its own
+    s = PairSampler(labels, 50, 2, True, False, 0, np.random.default_rng(1), table, 0.5)
+    items = np.concatenate(batches(s, 400))
+    different = items[1::2]
+    a, b = labels[different[:, 0]], labels[different[:, 1]]
+    assert np.all(a != b)
+    grouped = np.isin(a, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11])
+    share = np.mean(groups[a[grouped]] == groups[b[grouped]])
+    by_chance = np.mean([(np.sum(groups == groups[c]) - 1) / (len(groups) - 1) for c in a[grouped]])
+    assert abs(share - (0.5 + 0.5 * by_chance)) < 0.03
+    for lone in (8, 12):
+        assert np.mean(groups[b[a == lone]] == groups[lone]) < 0.4
+        assert len(set(b[a == lone])) > 5
+
+
+def test_within_group_state_round_trip_is_exact():
+    labels, groups = omniglot_like()
+    s = PairSampler(labels, 6, 2, True, True, 0, np.random.default_rng(4), groups, 0.7)
+    batches(s, 5)
+    state = json.loads(json.dumps(s.get_state()))
+    expected = batches(s, 9)
+    restored = PairSampler(labels, 6, 2, True, True, 0, np.random.default_rng(9), groups, 0.7)
+    restored.set_state(state)
+    np.testing.assert_array_equal(batches(restored, 9), expected)

@@ -1,12 +1,12 @@
-"""LMDB store: Datum round trip, atomic writes, size checks, image-folder builder."""
-import argparse
+"""LMDB and LevelDB stores: Datum round trip, atomic writes, size checks, image-folder builder."""
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from layerforge.data import DatasetError, commands, read_lmdb, write_lmdb
+from layerforge.cli import build_parser
+from layerforge.data import DatasetError, read_db, read_leveldb, read_lmdb, write_db, write_leveldb, write_lmdb
 from layerforge.data.store import build_image_lmdb, count_records, datums
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -15,17 +15,47 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
+@pytest.mark.parametrize("backend", ["lmdb", "leveldb"])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 28, 28), (3, 5, 7)])
-def test_round_trip(tmp_path, shape):
+def test_round_trip(tmp_path, shape, backend):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (13,) + shape, dtype=np.uint8)
-    labels = rng.integers(0, 10, 13)
-    path = write_lmdb(tmp_path / "db", datums(images, labels))
-    stored_images, stored_labels = read_lmdb(path)
+    images = rng.integers(0, 256, (1013,) + shape, dtype=np.uint8)   # > 1000: several write batches
+    labels = rng.integers(0, 10, 1013)
+    path = write_db(tmp_path / "db", datums(images, labels), backend)
+    stored_images, stored_labels = read_db(path, backend)
     np.testing.assert_array_equal(stored_images, images)
     np.testing.assert_array_equal(stored_labels, labels)
-    assert count_records(path) == 13
+    assert count_records(path, backend) == 1013
     assert leftovers(tmp_path) == []
+
+
+def test_leveldb_is_a_real_leveldb(tmp_path):
+    import plyvel
+    path = write_leveldb(tmp_path / "db", datums(np.arange(8, dtype=np.uint8).reshape(2, 1, 2, 2), [4, 5]))
+    with plyvel.DB(str(path)) as db:
+        assert [key for key, _ in db] == [b"00000000", b"00000001"]
+        assert pb.Datum.FromString(db.get(b"00000001")).label == 5
+
+
+def test_wrong_backend_says_which_it_is(tmp_path):
+    records = list(datums(np.zeros((1, 1, 2, 2), np.uint8), [0]))
+    with pytest.raises(DatasetError, match=r"l: no LevelDB there .*\(it is an LMDB: set backend: LMDB\)"):
+        read_leveldb(write_lmdb(tmp_path / "l", records))
+    with pytest.raises(DatasetError, match=r"v: no LMDB there .*\(it is a LevelDB: set backend: LEVELDB\)"):
+        read_lmdb(write_leveldb(tmp_path / "v", records))
+    with pytest.raises(DatasetError, match="holds no records"):
+        read_leveldb(write_leveldb(tmp_path / "empty", []))
+    assert count_records(tmp_path / "l", "leveldb") is None and count_records(tmp_path / "v") is None
+
+
+def test_failed_leveldb_write_leaves_nothing(tmp_path):
+    def records():
+        yield from datums(np.zeros((2500, 1, 2, 2), np.uint8), np.zeros(2500))
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_leveldb(tmp_path / "db", records())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -138,14 +168,19 @@ def test_image_folder_errors(image_root, tmp_path):
 
 
 def test_images_command(image_root, tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="layerforge")
-    commands.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["data", "images", "--out", str(tmp_path / "out"), str(image_root[0]),
                               "--resize", "8x2", "--gray", "--shuffle"])
     assert args.func(args) == 0
     images, labels = read_lmdb(tmp_path / "out" / "images_lmdb")
     assert images.shape == (4, 1, 8, 2) and sorted(labels) == [0, 0, 1, 1]
     assert "images_lmdb" in capsys.readouterr().out
+    args = parser.parse_args(["data", "images", "--out", str(tmp_path / "out"), str(image_root[0]),
+                              "--resize", "8x2", "--backend", "leveldb"])
+    assert args.func(args) == 0
+    images, labels = read_leveldb(tmp_path / "out" / "images_leveldb")
+    assert images.shape == (4, 3, 8, 2) and list(labels) == [0, 0, 1, 1]
+    assert "images_leveldb" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["data", "images", "--out", "x", "root", "--resize", "8by2"])
     assert "invalid HxW size value" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""DataTransformer (scale, mean, crop, mirror, augmentation) and the rotation kernel, against numpy references."""
+"""DataTransformer (scale, mean, crop, mirror, augmentation) and the affine warp kernel, against numpy and Pillow references."""
 import itertools
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from google.protobuf import text_format
 
 from layerforge.data import DatasetError
-from layerforge.data.transform import DataTransformer
-from layerforge.kernels.transform import rotate_bilinear
+from layerforge.data.transform import DataTransformer, affine_maps
+from layerforge.kernels.transform import affine_bilinear
 from layerforge.proto import layerforge_pb2 as pb
 
 
@@ -108,7 +108,8 @@ def test_augmentation_off_by_default(images):
         np.testing.assert_allclose(y, reference(x, 0.5), rtol=1e-6)
 
 
-@pytest.mark.parametrize("aug", ["crop_pad: 2", "rotation: 20", "brightness: 0.1", "contrast: 0.2"])
+@pytest.mark.parametrize("aug", ["crop_pad: 2", "rotation: 20", "shear: 0.3", "zoom: 0.2", "translation: 2",
+                                 "brightness: 0.1", "contrast: 0.2"])
 def test_augmentation_seeded_and_train_only(images, aug):
     text = f"scale: 0.00390625 augmentation {{ {aug} seed: 7 }}"
     first = transformer(text)(images, np.random.default_rng(0))
@@ -173,20 +174,92 @@ def rotate_reference(src, angles):
     return out
 
 
+def affine_reference(src, maps):
+    """Numpy bilinear warp by inverse maps about the centre with zero fill (as the kernel)."""
+    num, _, height, width = src.shape
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = np.zeros(src.shape)
+    for m, ((a, b, tx), (c, d, ty)) in enumerate(maps):
+        sx = cx + a * (x - cx) + b * (y - cy) + tx
+        sy = cy + c * (x - cx) + d * (y - cy) + ty
+        x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+        for yy, wy in ((y0, 1 - (sy - y0)), (y0 + 1, sy - y0)):
+            for xx, wx in ((x0, 1 - (sx - x0)), (x0 + 1, sx - x0)):
+                inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+                values = src[m][:, np.clip(yy, 0, height - 1), np.clip(xx, 0, width - 1)]
+                out[m] += np.where(inside, wy * wx * values, 0)
+    return out
+
+
 @pytest.mark.parametrize("jit", [True, False])
 @pytest.mark.parametrize("shape", [(1, 1, 5, 5), (3, 2, 7, 4), (2, 3, 1, 6)])
-def test_rotate_bilinear_kernel(jit, shape):
+def test_affine_bilinear_kernel(jit, shape):
     rng = np.random.default_rng(2)
     src = rng.standard_normal(shape).astype(np.float32)
-    angles = rng.uniform(-np.pi, np.pi, shape[0])
+    maps = np.concatenate([rng.uniform(-1.5, 1.5, (shape[0], 2, 2)), rng.uniform(-2, 2, (shape[0], 2, 1))], 2)
     out = np.empty_like(src)
-    (rotate_bilinear if jit else rotate_bilinear.py_func)(src, angles, out)
-    np.testing.assert_allclose(out, rotate_reference(src.astype(np.float64), angles), rtol=1e-5, atol=1e-5)
+    (affine_bilinear if jit else affine_bilinear.py_func)(src, maps, out)
+    np.testing.assert_allclose(out, affine_reference(src.astype(np.float64), maps), rtol=1e-5, atol=1e-5)
 
 
-def test_rotate_bilinear_exact_angles():
+def test_affine_bilinear_matches_pillow():
+    """Pillow's AFFINE transform (pixel centres at +0.5, output -> input) with BILINEAR gives
+    the same interior pixels for the same map."""
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 255, (1, 1, 21, 23)).astype(np.float32)
+    (a, b, tx), (c, d, ty) = maps = np.array([[[0.9, 0.2, 1.3], [-0.15, 1.1, -0.7]]])[0]
+    out = np.empty_like(src)
+    affine_bilinear(src, maps[None], out)
+    cy, cx = 10.0, 11.0
+    # index coords i = pillow coords - 0.5: s + 0.5 = a·(x+0.5) + b·(y+0.5) + const
+    data = (a, b, cx + tx + 0.5 - a * (cx + 0.5) - b * (cy + 0.5),
+            c, d, cy + ty + 0.5 - c * (cx + 0.5) - d * (cy + 0.5))
+    pillow = np.asarray(Image.fromarray(src[0, 0], "F").transform((23, 21), Image.AFFINE, data, Image.BILINEAR))
+    np.testing.assert_allclose(out[0, 0, 4:-4, 4:-4], pillow[4:-4, 4:-4], rtol=1e-4, atol=1e-2)
+
+
+def test_affine_bilinear_exact_maps():
     src = np.arange(2 * 25, dtype=np.float32).reshape(2, 1, 5, 5)
     out = np.empty_like(src)
-    rotate_bilinear(src, np.array([0.0, np.pi / 2]), out)
+    identity = [[1.0, 0, 0], [0, 1.0, 0]]
+    quarter = [[0.0, -1, 0], [1, 0.0, 0]]      # the map of a counter-clockwise quarter turn
+    affine_bilinear(src, np.array([identity, quarter]), out)
     np.testing.assert_array_equal(out[0], src[0])
-    np.testing.assert_allclose(out[1, 0], np.rot90(src[1, 0]), atol=1e-4)  # counter-clockwise
+    np.testing.assert_allclose(out[1, 0], np.rot90(src[1, 0]), atol=1e-4)
+    shift = np.array([[[1.0, 0, -1], [0, 1.0, 2]]])  # output (x, y) reads source (x-1, y+2)
+    affine_bilinear(src[:1], shift, out[:1])
+    expected = np.zeros((5, 5), np.float32)
+    expected[:3, 1:] = src[0, 0, 2:, :4]
+    np.testing.assert_array_equal(out[0, 0], expected)
+
+
+def test_koch_affine_maps_compose_zoom_shear_rotation_shift():
+    """affine_maps inverts turn · shear · zoom and maps the output centre + shift to the source
+    centre; with only translation set the map is a pure integer-range shift."""
+    aug = pb.AugmentationParameter(rotation=10, shear=0.3, zoom=0.2, translation=2)
+    maps = affine_maps(aug, 500, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    angle = np.radians(rng.uniform(-10, 10, 500))
+    shear = rng.uniform(-aug.shear, aug.shear, (500, 2))    # float32 fields: 0.3 is 0.30000001
+    zoom = rng.uniform(1 - aug.zoom, 1 + aug.zoom, (500, 2))
+    shift = rng.uniform(-2, 2, (500, 2))
+    for m in (0, 1, 499):
+        cos, sin = np.cos(angle[m]), np.sin(angle[m])
+        forward = (np.array([[cos, sin], [-sin, cos]]) @ np.array([[1, shear[m, 0]], [shear[m, 1], 1]])
+                   @ np.diag(zoom[m]))
+        np.testing.assert_allclose(maps[m, :, :2] @ forward, np.eye(2), atol=1e-12)
+        np.testing.assert_allclose(maps[m, :, :2] @ shift[m] + maps[m, :, 2], 0, atol=1e-12)
+    shifts = affine_maps(pb.AugmentationParameter(translation=3), 200, np.random.default_rng(1))
+    np.testing.assert_array_equal(shifts[:, :, :2], np.broadcast_to(np.eye(2), (200, 2, 2)))
+    assert -3 <= shifts[:, :, 2].min() < -2.5 and 2.5 < shifts[:, :, 2].max() <= 3
+
+
+def test_koch_augmentation_warps_with_its_seeded_maps(images):
+    text = "augmentation { rotation: 10 shear: 0.3 zoom: 0.2 translation: 2 seed: 5 }"
+    out = transformer(text)(images, np.random.default_rng(0))
+    maps = affine_maps(pb.AugmentationParameter(rotation=10, shear=0.3, zoom=0.2, translation=2),
+                       len(images), np.random.default_rng(5))
+    np.testing.assert_allclose(out, affine_reference(images.astype(np.float64), maps), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(transformer(text, pb.TEST)(images, np.random.default_rng(0)), images)

@@ -78,20 +78,24 @@ def test_bad_shapes_and_chunk_errors_reach_the_caller():
 
 PROBE = """
 import numpy
-import layerforge
-from layerforge.kernels import blas
 from threadpoolctl import threadpool_info
-print([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+from layerforge.kernels import threads
+counts = lambda: [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+before = counts()
+with threads.blas_on_one_thread():
+    inside = counts()
+print(inside, counts() == before)
 """
 
 
-@pytest.mark.parametrize("env, expected", [({}, "[1]"), ({"OPENBLAS_NUM_THREADS": "2"}, "[2]")])
-def test_import_sets_one_blas_thread_unless_the_user_did(env, expected):
-    """numpy imported first (its OpenBLAS already loaded) and still one BLAS thread after `import layerforge`."""
+@pytest.mark.parametrize("env, expected", [({}, "[1] True"), ({"OPENBLAS_NUM_THREADS": "2"}, "[2] True")])
+def test_one_blas_thread_inside_the_scope_unless_the_user_chose(env, expected):
+    """One BLAS thread while the Net runs (unless OPENBLAS_NUM_THREADS is set), the
+    process's own count again afterwards."""
     import os
     import subprocess
     import sys
-    if not blas._numba_blas:
+    if not blas.numba_blas():
         pytest.skip("numpy's BLAS is not a 64-bit-integer OpenBLAS: products stay on numpy and its threads")
     base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True,
@@ -103,7 +107,7 @@ def test_import_sets_one_blas_thread_unless_the_user_did(env, expected):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_both_paths_and_awkward_operands(numba_blas, dtype, monkeypatch):
     """Views with no unit stride, empty operands and mixed dtypes go to numpy; the rest to Numba's BLAS."""
-    if numba_blas and not blas._numba_blas:
+    if numba_blas and not blas.numba_blas():
         pytest.skip("numpy's BLAS is not a 64-bit-integer OpenBLAS")
     monkeypatch.setattr(blas, "_numba_blas", numba_blas)
     rng = np.random.default_rng(4)

@@ -1,9 +1,11 @@
-"""im2col/col2im and the GEMM layout kernels against plain numpy references (compiled and .py_func)."""
+"""im2col/col2im (2-D and N-D) and the GEMM layout kernels against plain numpy references (compiled and .py_func)."""
+import itertools
+
 import numpy as np
 import pytest
 
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
-from layerforge.kernels.im2col import col2im, im2col, im2row, out_size, row2im
+from layerforge.kernels.im2col import col2im, col2im_nd, im2col, im2col_nd, im2row, out_size, row2im
 
 # N, C, H, W, kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w
 GEOMETRIES = [
@@ -111,3 +113,55 @@ def test_layout_kernels_match_numpy(jit):
     bias_diff = np.ones(channels)
     kernel(add_bias_grad)(batch, bias_diff)
     np.testing.assert_allclose(bias_diff, 1 + batch.sum(axis=(0, 2)), rtol=1e-12)
+
+
+def reference_im2col_nd(images, kernel, stride, pad, dilation):
+    """Rows (channel, kernel offsets row-major), columns (image, output position row-major)."""
+    num, channels = images.shape[:2]
+    spatial = images.shape[2:]
+    out = [out_size(*g) for g in zip(spatial, kernel, stride, pad, dilation)]
+    padded = np.pad(images, [(0, 0), (0, 0)] + [(p, p) for p in pad])
+    rows = []
+    for c in range(channels):
+        for offsets in itertools.product(*[range(k) for k in kernel]):
+            window = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                           for o, d, s, n in zip(offsets, dilation, stride, out))
+            rows.append(padded[(slice(None), c) + window].reshape(-1))
+    return np.array(rows)
+
+
+# N, C, spatial shape, kernel, stride, pad, dilation
+ND_GEOMETRIES = [
+    (2, 3, (9,), (3,), (2,), (1,), (1,)),
+    (3, 2, (7,), (2,), (1,), (3,), (2,)),
+    (2, 2, (5, 4, 6), (3, 2, 3), (1, 2, 1), (1, 0, 2), (1, 1, 2)),
+    (1, 3, (4, 5, 4), (2, 2, 2), (2, 1, 1), (0, 1, 1), (1, 2, 1)),
+    (2, 2, (6, 5), (3, 2), (2, 1), (1, 1), (1, 2)),                 # 2-D through the N-D kernels
+    (1, 1, (3, 3, 2, 3), (2, 1, 2, 2), (1, 1, 1, 2), (1, 0, 1, 0), (1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
+@pytest.mark.parametrize("num, channels, spatial, kernel, stride, pad, dilation", ND_GEOMETRIES)
+def test_im2col_nd_and_col2im_nd_match_numpy(num, channels, spatial, kernel, stride, pad, dilation, jit):
+    rng = np.random.default_rng(1)
+    images = rng.standard_normal((num, channels) + spatial)
+    geometry = [np.array(v, np.int64) for v in (spatial, kernel, stride, pad, dilation)]
+    expected = reference_im2col_nd(images, kernel, stride, pad, dilation)
+    col = np.full(expected.shape, np.nan)
+    (im2col_nd if jit else im2col_nd.py_func)(images.reshape(num, channels, -1), *geometry, col)
+    np.testing.assert_array_equal(col, expected)
+
+    # col2im_nd is the adjoint of im2col_nd: <im2col(x), c> == <x, col2im(c)>
+    col = rng.standard_normal(expected.shape)
+    result = np.full((num, channels, images[0, 0].size), np.nan)
+    (col2im_nd if jit else col2im_nd.py_func)(col, *geometry, result)
+    np.testing.assert_allclose(np.sum(result * images.reshape(num, channels, -1)), np.sum(col * expected),
+                               rtol=1e-12)
+    probe = np.zeros_like(images)
+    for index in rng.choice(images.size, 5, replace=False):   # column by column: the exact adjoint
+        probe.reshape(-1)[:] = 0
+        probe.reshape(-1)[index] = 1
+        np.testing.assert_allclose(result.reshape(-1)[index],
+                                   np.sum(col * reference_im2col_nd(probe, kernel, stride, pad, dilation)),
+                                   rtol=1e-12, atol=1e-12)

@@ -1,4 +1,7 @@
-"""Convolution: forward against a direct numpy reference, gradients, shapes and config errors."""
+"""Convolution: forward against a direct numpy reference (2-D and N-D), gradients, several
+bottom/top pairs, shapes and config errors."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -177,8 +180,10 @@ def test_axis_two_folds_leading_axes_into_the_batch():
     ("num_output: 3 kernel_size: 1 group: 2", (1, 4, 5, 5), "num_output 3 is not divisible by group 2"),
     ("num_output: 4 kernel_size: 1 group: 2", (1, 3, 5, 5), "3 channels are not divisible by group 2"),
     ("kernel_size: 3", (1, 1, 5, 5), "num_output"),
-    ("num_output: 2 kernel_size: 3", (1, 1, 5), "only 2-D convolution"),
-    ("num_output: 2 kernel_size: 3 axis: 2", (1, 1, 5, 5), "only 2-D convolution"),
+    ("num_output: 2 kernel_size: 3 axis: -1", (1, 1, 5, 5), "no spatial axes"),
+    ("num_output: 2 kernel_size: 3 kernel_size: 3", (1, 1, 5, 5, 5), "once per spatial axis \\(3\\)"),
+    ("num_output: 2 kernel_h: 3 kernel_w: 3", (1, 1, 5), "2-D convolution only"),
+    ("num_output: 2 kernel_size: 3 dilation: 1 dilation: 2", (1, 1, 5, 5, 5), "dilation is given 2 times"),
     ("num_output: 2 kernel_size: 6", (1, 1, 5, 5), "empty output"),
     ("num_output: 2 kernel_size: 3 stride: 0", (1, 1, 5, 5), "stride must be > 0"),
 ])
@@ -193,3 +198,133 @@ def test_channel_count_change_after_setup_is_an_error():
     bottom[0].reshape((1, 4, 4, 4))
     with pytest.raises(LayerError, match="channels"):
         layer.reshape(bottom, top)
+
+
+def reference_conv_nd(x, weight, bias, stride, pad, dilation, group=1):
+    """Any number of spatial axes: sum over kernel offsets of strided windows of the padded input."""
+    num_output, group_channels = weight.shape[:2]
+    kernel = weight.shape[2:]
+    out = [(n + 2 * p - (d * (k - 1) + 1)) // s + 1
+           for n, k, s, p, d in zip(x.shape[2:], kernel, stride, pad, dilation)]
+    padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad])
+    y = np.zeros((x.shape[0], num_output) + tuple(out))
+    m = num_output // group
+    for g in range(group):
+        for offsets in itertools.product(*[range(k) for k in kernel]):
+            window = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                           for o, d, s, n in zip(offsets, dilation, stride, out))
+            patch = padded[(slice(None), slice(g * group_channels, (g + 1) * group_channels)) + window]
+            y[:, g * m:(g + 1) * m] += np.einsum("nc...,mc->nm...", patch,
+                                                 weight[(slice(g * m, (g + 1) * m), slice(None)) + offsets])
+    return y if bias is None else y + bias.reshape((1, -1) + (1,) * len(kernel))
+
+
+# bottom shape, options, stride, pad, dilation, group
+ND_CASES = [
+    ((2, 3, 11), "num_output: 4 kernel_size: 3 stride: 2 pad: 1", (2,), (1,), (1,), 1),
+    ((3, 4, 9), "num_output: 2 kernel_size: 2 dilation: 3 group: 2", (1,), (0,), (3,), 2),
+    ((2, 2, 5, 4, 6), "num_output: 3 kernel_size: 3 kernel_size: 2 kernel_size: 3 stride: 1 stride: 2 stride: 1 "
+                      "pad: 1 pad: 0 pad: 2 dilation: 1 dilation: 1 dilation: 2", (1, 2, 1), (1, 0, 2), (1, 1, 2), 1),
+    ((1, 4, 4, 5, 4), "num_output: 2 kernel_size: 2 group: 2 pad: 1", (1, 1, 1), (1, 1, 1), (1, 1, 1), 2),
+]
+
+
+@pytest.mark.parametrize("shape, options, stride, pad, dilation, group", ND_CASES)
+def test_nd_forward_and_gradient(shape, options, stride, pad, dilation, group):
+    """1-D and 3-D convolution (Caffe's im2col_nd path) against numpy; gradients in float64."""
+    x = np.random.default_rng(0).standard_normal(shape)
+    text = conv_text(options)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+        layer, bottom, top = make_layer(text, [x], dtype=dtype)
+        assert layer.algorithm == "im2col_nd"
+        layer.forward(bottom, top)
+        expected = reference_conv_nd(x, layer.blobs[0].data.astype(np.float64),
+                                     layer.blobs[1].data.astype(np.float64), stride, pad, dilation, group)
+        assert top[0].shape == expected.shape and top[0].data.dtype == dtype
+        np.testing.assert_allclose(top[0].data, expected, rtol=rtol, atol=rtol)
+    assert check_gradient(text, [x], max_checks=80) > 0
+
+
+def test_3d_blob_shapes():
+    layer, _, top = make_layer(conv_text("num_output: 6 kernel_size: 3 kernel_size: 1 kernel_size: 2 group: 3"),
+                               [np.zeros((2, 9, 5, 4, 3))])
+    assert layer.blobs[0].shape == (6, 3, 3, 1, 2)
+    assert top[0].shape == (2, 6, 3, 4, 2)
+
+
+def _run(text, bottoms, weights_seed=7, diff_seed=8):
+    """top data, bottom diffs and parameter diffs of one forward/backward with set weights."""
+    layer, bottom, top = make_layer(text, bottoms, num_tops=len(bottoms))
+    rng = np.random.default_rng(weights_seed)
+    for blob in layer.blobs:
+        blob.data[...] = rng.standard_normal(blob.shape)
+    layer.forward(bottom, top)
+    rng = np.random.default_rng(diff_seed)
+    for t in top:
+        t.diff[...] = rng.standard_normal(t.shape)
+    layer.backward(top, [True] * len(bottom), bottom)
+    return layer, [t.data.copy() for t in top], [b.diff.copy() for b in bottom], [b.diff.copy() for b in layer.blobs]
+
+
+@pytest.mark.parametrize("options, shape, algorithm", [
+    ("num_output: 3 kernel_size: 3 pad: 1", (2, 5, 6, 6), "winograd"),
+    ("num_output: 3 kernel_size: 3 pad: 1", (2, 2, 6, 5), "direct"),
+    ("num_output: 3 kernel_size: 3 stride: 2", (2, 5, 7, 6), "im2row"),
+    ("num_output: 4 kernel_size: 2 group: 2", (2, 4, 5, 5), "im2col"),
+    ("num_output: 3 kernel_size: 2 force_nd_im2col: true", (2, 2, 5, 4), "im2col_nd"),
+    ("num_output: 3 kernel_size: 2 pad: 1", (2, 2, 4, 3, 3), "im2col_nd"),
+])
+@pytest.mark.parametrize("layer_type", ["Convolution", "Deconvolution"])
+def test_several_bottoms_equal_single_convolutions(options, shape, algorithm, layer_type):
+    """bottom[i] -> top[i] with one weight: tops and bottom diffs as two single-pair layers
+    give, parameter diffs their sum (Caffe's BaseConvolutionLayer)."""
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+
+    def text(bottoms):
+        names = "".join(f'bottom: "x{i}" top: "y{i}" ' for i in range(bottoms))
+        return (f'name: "conv" type: "{layer_type}" {names}convolution_param {{ {options} }}')
+
+    layer, tops, bottom_diffs, param_diffs = _run(text(2), [a, b])
+    if layer_type == "Convolution":
+        assert layer.algorithm == algorithm
+    rng = np.random.default_rng(8)   # the top diffs _run gave the two-pair layer
+    diffs = [rng.standard_normal(t.shape) for t in tops]
+    expected_params = [np.zeros_like(d) for d in param_diffs]
+    for i, x in enumerate((a, b)):
+        one, bottom, top = make_layer(text(1), [x])
+        for blob, source in zip(one.blobs, layer.blobs):
+            blob.data[...] = source.data
+        one.forward(bottom, top)
+        np.testing.assert_allclose(tops[i], top[0].data, rtol=1e-12, atol=1e-12)
+        top[0].diff[...] = diffs[i]
+        one.backward(top, [True], bottom)
+        np.testing.assert_allclose(bottom_diffs[i], bottom[0].diff, rtol=1e-12, atol=1e-12)
+        for total, blob in zip(expected_params, one.blobs):
+            total += blob.diff
+    for got, expected in zip(param_diffs, expected_params):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    names = "".join(f'bottom: "x{i}" top: "y{i}" ' for i in range(2))
+    assert check_gradient(f'name: "conv" type: "{layer_type}" {names}convolution_param {{ {options} '
+                          'bias_filler { type: "gaussian" } weight_filler { type: "gaussian" } }',
+                          [a, b], max_checks=40, num_tops=2) > 0
+
+
+def test_force_nd_im2col_equals_the_2d_path():
+    """Caffe's TestNDAgainst2D: the general N-D path gives the 2-D path's numbers."""
+    x = np.random.default_rng(2).standard_normal((2, 3, 7, 6))
+    options = "num_output: 4 kernel_size: 3 kernel_size: 2 stride: 2 stride: 1 pad: 1 dilation: 1 dilation: 2"
+    _, *nd = _run(conv_text(f"{options} force_nd_im2col: true"), [x])
+    _, *flat = _run(conv_text(options), [x])
+    for got, expected in zip(nd, flat):
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes, tops, message", [
+    (((1, 2, 5, 5), (1, 2, 5, 4)), 2, "all bottoms must have one shape"),
+    (((1, 2, 5, 5), (1, 2, 5, 5)), 1, "one top per bottom"),
+])
+def test_several_bottoms_errors(shapes, tops, message):
+    with pytest.raises(LayerError, match=message):
+        make_layer(conv_text("num_output: 2 kernel_size: 3"), [np.zeros(s) for s in shapes], num_tops=tops)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from layerforge.data.prefetch import Prefetcher
-from layerforge.data.store import datums, write_lmdb
+from layerforge.data.store import datums, write_leveldb, write_lmdb
 from layerforge.layer import LayerError
 from layerforge.testing import make_layer
 
@@ -181,7 +181,6 @@ def test_label_top_is_optional(dataset):
 @pytest.mark.parametrize("options, message", [
     ("batch_size: 2 backend: IMAGEDB", r"backend IMAGEDB: MyCaffe's IMAGEDB is not available.*"
                                        r"layerforge data mnist --out DIR.*backend: LMDB"),
-    ("batch_size: 2 backend: LEVELDB", "backend LEVELDB: LEVELDB is not supported"),
     ("batch_size: 0", "batch_size must be at least 1, got 0"),
     ("batch_size: 2 images_per_blob: 0", "images_per_blob must be at least 1, got 0"),
 ])
@@ -202,3 +201,89 @@ def test_source_errors(tmp_path):
         data_layer(str(path), "batch_size: 2")
     with pytest.raises(LayerError, match="crop_size 6 is larger than the 4x4 images"):
         data_layer(str(write_lmdb(tmp_path / "ok", records[:2])), "batch_size: 2", "crop_size: 6")
+
+
+@pytest.mark.parametrize("backend", ["backend: LEVELDB", ""])
+def test_leveldb_backend_and_caffes_default(dataset, tmp_path, backend):
+    """A missing backend is LEVELDB, Caffe's default."""
+    _, images, labels = dataset
+    path = write_leveldb(tmp_path / "db", datums(images, labels))
+    text = f'name: "d" type: "Data" top: "data" top: "label" data_param {{ source: "{path}" batch_size: 5 {backend} }}'
+    layer, _, top = make_layer(text, [], "TRAIN", 0, np.float32, 2)
+    (data, label), = run(layer, top, 1)
+    np.testing.assert_array_equal(data, images[:5])
+    np.testing.assert_array_equal(label, labels[:5])
+    layer.close()
+
+
+def test_lmdb_source_without_backend_says_to_set_it(dataset):
+    text = f'name: "d" type: "Data" top: "data" data_param {{ source: "{dataset[0]}" batch_size: 5 }}'
+    with pytest.raises(LayerError, match=r"no LevelDB there .*it is an LMDB: set backend: LMDB"):
+        make_layer(text, [], "TRAIN", 0, np.float32, 1)
+
+
+def test_different_within_group_reads_labels_txt(tmp_path):
+    """12 classes in 3 groups (labels.txt beside the LMDB): with different_within_group 1 every
+    different pair stays inside the first image's group; without labels.txt it is an error."""
+    labels = np.repeat(np.arange(12), 3)
+    path = write_lmdb(tmp_path / "db", datums(np.zeros((36, 1, 2, 2), np.uint8), labels))
+    options = ("batch_size: 8 images_per_blob: 2 output_all_labels: true shuffle: true "
+               "different_within_group: 1")
+    with pytest.raises(LayerError, match=r"different_within_group needs labels.txt .*in or beside the source"):
+        data_layer(str(path), options)
+    group = {c: "ABC"[c % 3] for c in range(12)}
+    (tmp_path / "labels.txt").write_text("".join(f"{c} {group[c]}/char{c}\n" for c in range(12)))
+    layer, top = data_layer(str(path), options)
+    pairs = np.concatenate([labels for _, labels in run(layer, top, 20)]).astype(int)
+    different = pairs[1::2]
+    assert np.all(different[:, 0] != different[:, 1])
+    assert all(group[a] == group[b] for a, b in different)
+    with pytest.raises(LayerError, match=r"different_within_group must be in \[0, 1\], got 1.5"):
+        data_layer(str(path), options.replace("group: 1", "group: 1.5"))
+TRIPLETS = "batch_size: 6 triplets: true output_all_labels: true shuffle: true prefetch: 2"
+
+
+def test_triplets_stack_anchor_positive_negative(dataset):
+    source, images, labels = dataset
+    layer, top = data_layer(source, TRIPLETS, "scale: 0.00390625")
+    assert top[0].shape == (6, 3) + SHAPE[1:] and top[1].shape == (6, 3)
+    for data, label in run(layer, top, 5):
+        for item, triple in zip(data, label):
+            stored = [labels[record_of(dataset, np.round(item[k:k + 1] * 256))] for k in range(3)]
+            np.testing.assert_array_equal(triple, stored)
+        np.testing.assert_array_equal(label[:, 0], label[:, 1])
+        assert np.all(label[:, 0] != label[:, 2])
+    layer.close()
+
+
+def test_triplets_resume_from_state(dataset):
+    layer, top = data_layer(dataset[0], TRIPLETS + " images_per_blob: 3", TRANSFORM, seed=2)
+    run(layer, top, 3)
+    state = json.loads(json.dumps(layer.get_state()))
+    expected = run(layer, top, 5)
+    resumed, resumed_top = data_layer(dataset[0], TRIPLETS, TRANSFORM, seed=7)
+    resumed.set_state(state)
+    assert same_runs(run(resumed, resumed_top, 5), expected)
+    layer.close()
+    resumed.close()
+
+
+def test_triplet_negatives_from_the_anchors_group(tmp_path, dataset):
+    _, images, labels = dataset
+    path = write_lmdb(tmp_path / "db", datums(images, labels))
+    (tmp_path / "labels.txt").write_text("0 A/a\n1 A/b\n2 B/c\n3 B/d\n")
+    layer, top = data_layer(str(path), TRIPLETS + " triplet_negative_same_group: true")
+    label = np.concatenate([label for _, label in run(layer, top, 20)])
+    np.testing.assert_array_equal(label[:, 2], [1, 0, 3, 2] @ (label[:, 0] == np.arange(4)[:, None]))
+    layer.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    (TRIPLETS + " images_per_blob: 2", "triplets packs 3 images per item, but images_per_blob is 2"),
+    (TRIPLETS.replace("output_all_labels: true", ""), "triplets needs output_all_labels: true"),
+    ("batch_size: 2 triplet_negative_same_group: true", "triplet_negative_same_group applies only with triplets"),
+    (TRIPLETS + " triplet_negative_same_group: true", r"source .*data_param.triplet_negative_same_group needs labels.txt"),
+])
+def test_triplet_config_errors(dataset, options, message):
+    with pytest.raises(LayerError, match=f"layer 'pair_data' \\(Data\\): data_param\\.{message}"):
+        data_layer(dataset[0], options)

@@ -1,4 +1,6 @@
-"""Deconvolution: forward against a scatter-style numpy reference, gradients, shapes."""
+"""Deconvolution: forward against a scatter-style numpy reference (2-D and N-D), gradients, shapes."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,34 @@ def test_float32_forward():
 def test_bad_group():
     with pytest.raises(LayerError, match="not divisible by group"):
         make_layer(deconv_text("num_output: 3 kernel_size: 2 group: 2"), [np.zeros((1, 2, 3, 3))])
+
+
+def reference_deconv_nd(x, weight, bias, stride, pad, dilation):
+    """Any number of spatial axes, one group: scatter, then crop the padding."""
+    kernel = weight.shape[2:]
+    full_shape = [s * (n - 1) + d * (k - 1) + 1 for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
+    full = np.zeros((x.shape[0], weight.shape[1]) + tuple(full_shape))
+    for offsets in itertools.product(*[range(k) for k in kernel]):
+        window = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                       for o, d, s, n in zip(offsets, dilation, stride, x.shape[2:]))
+        full[(slice(None), slice(None)) + window] += np.einsum("nc...,cm->nm...", x,
+                                                               weight[(slice(None), slice(None)) + offsets])
+    y = full[(slice(None), slice(None)) + tuple(slice(p, n - p) for p, n in zip(pad, full_shape))]
+    return y + bias.reshape((1, -1) + (1,) * len(kernel))
+
+
+@pytest.mark.parametrize("shape, options, stride, pad, dilation", [
+    ((2, 3, 3, 4, 2), "num_output: 2 kernel_size: 3 kernel_size: 2 kernel_size: 2 stride: 2 stride: 1 stride: 2 "
+                      "pad: 1 pad: 0 pad: 1", (2, 1, 2), (1, 0, 1), (1, 1, 1)),
+    ((2, 2, 5), "num_output: 3 kernel_size: 3 stride: 2 dilation: 2", (2,), (0,), (2,)),
+])
+def test_nd_forward_and_gradient(shape, options, stride, pad, dilation):
+    """3-D and 1-D Deconvolution against numpy; gradients in float64."""
+    x = np.random.default_rng(0).standard_normal(shape)
+    text = deconv_text(options)
+    layer, bottom, top = make_layer(text, [x])
+    layer.forward(bottom, top)
+    expected = reference_deconv_nd(x, layer.blobs[0].data, layer.blobs[1].data, stride, pad, dilation)
+    assert top[0].shape == expected.shape
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+    assert check_gradient(text, [x], max_checks=80) > 0

@@ -2,22 +2,24 @@
 import numpy as np
 import pytest
 
-from layerforge.testing import check_gradient, forward, make_layer
-from tests.layers.neuron_checks import SHAPES, check_in_place
+from layerforge.testing import LayerTestCase, make_layer
+from tests.layers.neuron_checks import SHAPES
 
 TEXT = 'name: "s" type: "Sigmoid" bottom: "x" top: "y"'
 
 
-def reference(x):
-    return 1.0 / (1.0 + np.exp(-x))
+class TestSigmoid(LayerTestCase):
+    cases = [dict(shape=shape) for shape in SHAPES + [(3, 4, 5)]]
+    rtol, atol = 1e-12, 1e-15
 
+    def text(self, shape):
+        return TEXT
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_forward_and_gradient(shape):
-    x = np.random.default_rng(0).normal(0, 3, shape)
-    (y,) = forward(TEXT, [x])
-    np.testing.assert_allclose(y, reference(x), rtol=1e-12, atol=1e-15)
-    assert check_gradient(TEXT, [x], max_checks=40) > 0
+    def inputs(self, shape):
+        return [np.random.default_rng(0).normal(0, 3, shape)]
+
+    def reference(self, bottoms, shape):
+        return 1.0 / (1.0 + np.exp(-bottoms[0]))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -28,7 +30,3 @@ def test_extreme_inputs_saturate_without_warnings(dtype):
         layer.forward(bottom, top)
     np.testing.assert_allclose(top[0].data, [0, 0, 0.5, 1, 1], atol=1e-7)
     assert top[0].data.dtype == dtype
-
-
-def test_in_place_matches_separate_blobs():
-    check_in_place(TEXT, np.random.default_rng(1).normal(0, 2, (3, 4, 5)))

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from layerforge.solver import get_solver
+from layerforge.solvers import get_solver
 from tests.solver.helpers import linear_net, solver_param
 
 BASE = 0.01

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from layerforge import io
-from layerforge.solver import TrainingDiverged, get_solver
+from layerforge.solvers import TrainingDiverged, get_solver
 from tests.solver.helpers import linear_net, solver_param
 
 

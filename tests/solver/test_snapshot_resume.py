@@ -8,7 +8,7 @@ import pytest
 from layerforge import io
 from layerforge.io import ConfigError
 from layerforge.proto import layerforge_pb2 as pb
-from layerforge.solver import get_solver
+from layerforge.solvers import get_solver
 from tests.solver.helpers import linear_net, solver_param
 
 NOISY_NET = """name: "noisy"

@@ -1,0 +1,137 @@
+"""The Omniglot recipe of prototxt/omniglot_siamese_train_test.prototxt and its solver, in PyTorch.
+
+The pairs and their augmentation come from layerforge's own Data layer (built from the same
+prototxt, phase TRAIN: balanced pairs, different_within_group, Koch's affine warp), so only
+the net, losses and solver run in PyTorch: the same Conv-4 encoder (conv 3x3 without bias,
+BatchNorm with Caffe's moving-average fraction 0.999, ReLU, 2x2 max pooling; FC 64 "feat"),
+ContrastiveLoss (margin 1, Caffe's 1/2N normalisation) on the two encodings of each pair plus
+a softmax classifier on every image, msra / xavier initialisation as Caffe's fillers draw
+them, biases at twice the learning rate, Adam (lr 0.001, betas 0.9/0.999) with the rate cut
+tenfold at the solver's stepvalue. It is then scored as `make omniglot` scores layerforge:
+`layerforge oneshot --alphabets` trials (seed 0) on the held-out alphabets.
+
+Usage (needs torch, and data/omniglot/{train,val} from `make omniglot` or
+`layerforge data omniglot`): python benchmarks/omniglot_pytorch.py [--iters N] [--threads 2]
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from google.protobuf import text_format
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from layerforge import io  # noqa: E402
+from layerforge.proto import layerforge_pb2 as pb  # noqa: E402
+from layerforge.testing import make_layer  # noqa: E402
+from layerforge.tools import oneshot  # noqa: E402
+
+NET = os.path.join(ROOT, "prototxt", "omniglot_siamese_train_test.prototxt")
+SOLVER = os.path.join(ROOT, "solvers", "omniglot_siamese_solver.prototxt")
+HELD_OUT = ["Balinese", "Early_Aramaic"]
+
+
+def caffe_xavier(weight):
+    bound = math.sqrt(3.0 / (weight[0].numel()))        # Caffe: uniform ±sqrt(3 / fan_in)
+    nn.init.uniform_(weight, -bound, bound)
+
+
+class Encoder(nn.Module):
+    def __init__(self, width=32, feat=64, size=28):
+        super().__init__()
+        layers, channels = [], 1
+        for _ in range(4):
+            conv = nn.Conv2d(channels, width, 3, padding=1, bias=False)
+            nn.init.normal_(conv.weight, 0, math.sqrt(2.0 / conv.weight[0].numel()))   # Caffe msra
+            layers += [conv, nn.BatchNorm2d(width, momentum=0.001), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            channels = width
+            size = math.ceil(size / 2)
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.feat = nn.Linear(width * size * size, feat)
+        caffe_xavier(self.feat.weight)
+        nn.init.zeros_(self.feat.bias)
+
+    def forward(self, x):
+        return self.feat(self.body(x))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    solver = io.read_solver(SOLVER)
+    parser.add_argument("--iters", type=int, default=solver.max_iter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--eval-at", default="1000,2000", metavar="LIST",
+                        help="also score the one-shot accuracy after these iterations (default: 1000,2000)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    os.chdir(ROOT)
+
+    train_param = next(layer for layer in io.read_net(NET).layer
+                       if layer.type == "Data" and layer.include[0].phase == pb.TRAIN)
+    data_layer, _, tops = make_layer(text_format.MessageToString(train_param), [], "TRAIN", 1, np.float32, 2)
+    classes = next(layer for layer in io.read_net(NET).layer if layer.name == "classifier")
+    classes = classes.inner_product_param.num_output
+
+    encoder = Encoder()
+    classifier = nn.Linear(64, classes)
+    caffe_xavier(classifier.weight)
+    nn.init.zeros_(classifier.bias)
+    biases = [encoder.feat.bias, classifier.bias]
+    others = [p for p in list(encoder.parameters()) + list(classifier.parameters())
+              if all(p is not b for b in biases)]
+    optimizer = torch.optim.Adam([{"params": others, "lr": solver.base_lr},
+                                  {"params": biases, "lr": 2 * solver.base_lr}],
+                                 betas=(solver.momentum, solver.momentum2), eps=solver.delta)
+    steps = list(solver.stepvalue)
+    eval_at = {int(i) for i in args.eval_at.split(",") if i}
+    start, cpu = time.time(), time.process_time()
+    for it in range(args.iters):
+        if it in steps:
+            for group in optimizer.param_groups:
+                group["lr"] *= solver.gamma
+        data_layer.forward([], tops)
+        pairs = torch.from_numpy(tops[0].data.reshape(-1, 1, 28, 28).copy())
+        labels = torch.from_numpy(tops[1].data.reshape(-1).astype(np.int64))
+        encoder.train()
+        feat = encoder(pairs)
+        a, b = feat[0::2], feat[1::2]
+        similar = (labels[0::2] == labels[1::2]).float()
+        d = (a - b).pow(2).sum(1).add(1e-12).sqrt()
+        contrastive = (similar * d.pow(2) + (1 - similar) * F.relu(1 - d).pow(2)).sum() / (2 * len(d))
+        loss = contrastive + F.cross_entropy(classifier(feat), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if it % solver.display == 0 or it == args.iters - 1:
+            print(f"Iteration {it}, loss = {loss.item():.4f} (contrastive {contrastive.item():.4f}), "
+                  f"{time.time() - start:.0f} s", flush=True)
+        if it + 1 in eval_at and it + 1 < args.iters:
+            print(f"Iteration {it + 1}: {one_shot(encoder, args.trials).line()}", flush=True)
+    wall, cpu = time.time() - start, time.process_time() - cpu
+    data_layer.close()
+    print(f"PyTorch {torch.__version__}, {args.iters} iterations, {args.threads} threads: "
+          f"training {wall:.0f} s wall, {cpu:.0f} s CPU (with the evaluations at {args.eval_at})")
+    print(f"{one_shot(encoder, args.trials).line()} [held out: {', '.join(HELD_OUT)}]")
+
+
+def one_shot(encoder, trials):
+    """20-way trials within the held-out alphabets, drawn as `layerforge oneshot --seed 0` draws them."""
+    encoder.eval()
+    rng = np.random.default_rng(0)
+    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (28, 28), 20, trials, rng)
+    with torch.no_grad():
+        encodings = encoder(torch.from_numpy(images.astype(np.float32) * 0.00390625)).numpy()
+    encoder.train()
+    return oneshot.score_trials(oneshot.euclidean_scores(encodings), query, support, rng)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""pycaffe's caffe.proto: `caffe_pb2` is layerforge's schema, which keeps Caffe's messages."""

@@ -1,0 +1,141 @@
+"""Snapshots: `<prefix>_iter_N.caffemodel` (weights) and `<prefix>_iter_N.solverstate`.
+
+The .solverstate is Caffe's SolverState (iter, learned_net, history, current_step) plus JSON
+in layerforge's own fields: every layer's random generator and get_state() (a data reader's
+position) in `rng_state`; the loss window, plateau and early-stopping state in
+`monitor_state`. Resuming from iteration k therefore repeats the uninterrupted run exactly.
+"""
+import json
+import logging
+import os
+
+import numpy as np
+
+from layerforge import distributed, io
+from layerforge.io import ConfigError
+from layerforge.proto import layerforge_pb2 as pb
+
+log = logging.getLogger("layerforge")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _layer_states(nets):
+    states = []
+    for net in nets:
+        layers = {}
+        for name, layer in net.layers.items():
+            layers[name] = {"rng": layer.rng.bit_generator.state}
+            if (state := layer.get_state()) is not None:
+                layers[name]["data"] = state
+        states.append(layers)
+    return {"nets": states}
+
+
+def snapshot(solver):
+    """Write both files atomically; returns (caffemodel path, solverstate path). In a
+    data-parallel run only rank 0 writes (every rank holds the same state)."""
+    return write(serialize(solver))
+
+
+def serialize(solver):
+    """The snapshot of the solver's current state, in memory: {path: bytes} for both files."""
+    model_path = f"{solver.snapshot_prefix}_iter_{solver.iter}.caffemodel"
+    state_path = f"{solver.snapshot_prefix}_iter_{solver.iter}.solverstate"
+    model = solver.net.to_proto(solver.param.snapshot_diff).SerializeToString()
+    state = pb.SolverState(iter=solver.iter, learned_net=model_path, current_step=solver.current_step,
+                           learning_rate_scale=solver.lr_scale)
+    for history in solver.history:
+        io.array_to_blobproto(history, state.history.add())
+    state.rng_state = json.dumps(_layer_states(solver.nets), default=_json_default).encode()
+    monitor = {"lr_scale": solver.lr_scale, **solver.loss_average.state(),
+               "plateau": solver.plateau.state(), "early_stopping": solver.early_stopping.state()}
+    state.monitor_state = json.dumps(monitor, default=_json_default).encode()
+    return {model_path: model, state_path: state.SerializeToString()}
+
+
+def write(files):
+    """Write a serialized snapshot atomically (rank 0 only); returns its two paths."""
+    (model_path, model), (state_path, state) = files.items()
+    if distributed.shard()[0] == 0:
+        log.info("Snapshotting to binary proto file %s", model_path)
+        io.write_atomic(model_path, model)
+        log.info("Snapshotting solver state to binary proto file %s", state_path)
+        io.write_atomic(state_path, state)
+    return model_path, state_path
+
+
+def _history(solver, state, path):
+    """The snapshot's history arrays, checked against the solver's."""
+    count = len(solver.net.learnable_params)
+    if len(state.history) != len(solver.history):
+        raise ConfigError(
+            f"{path}: holds {len(state.history)} history blob(s), but this {solver.type_name} solver "
+            f"keeps {len(solver.history)} for net '{solver.net.name}' ({count} learnable "
+            f"parameter(s) × {solver.history_slots}); the snapshot comes from another net or solver type")
+    history = []
+    for i, proto in enumerate(state.history):
+        array = io.blobproto_to_array(proto, f"{path}: history blob {i}")
+        expected = solver.history[i].shape
+        if array.size != solver.history[i].size:
+            name = solver.net.param_names[i % count]
+            raise ConfigError(f"{path}: history blob {i} has shape {array.shape}, but parameter "
+                              f"'{name}' has shape {expected}; the snapshot comes from another net")
+        history.append(array.reshape(expected))
+    return history
+
+
+def restore(solver, path):
+    """Continue from a .solverstate: weights, history, iteration, rates and random states."""
+    path = os.fspath(path)
+    log.info("Restoring previous solver status from %s", path)
+    state = io.read_binary(path, pb.SolverState())
+    history = _history(solver, state, path)
+    if state.learned_net:
+        learned = state.learned_net
+        if not os.path.exists(learned):
+            beside = os.path.join(os.path.dirname(path), os.path.basename(learned))
+            learned = beside if os.path.exists(beside) else learned
+        try:
+            solver.net.copy_from(learned)
+        except ValueError as err:
+            raise ConfigError(f"{path}: cannot load its weights: {err}") from None
+    for target, array in zip(solver.history, history):
+        target[...] = array
+    solver.iter = state.iter        # current_step follows from it (lr_policies.current_step)
+    solver.lr_scale = float(state.learning_rate_scale)
+    if state.rng_state:
+        for net, layers in zip(solver.nets, json.loads(state.rng_state)["nets"]):
+            for name, saved in layers.items():
+                layer = net.layers.get(name)
+                if layer is None:
+                    continue
+                layer.rng.bit_generator.state = saved["rng"]
+                if "data" in saved:
+                    layer.set_state(saved["data"])
+    if state.monitor_state:
+        monitor = json.loads(state.monitor_state)
+        solver.lr_scale = monitor["lr_scale"]
+        solver.loss_average.load(monitor)
+        solver.plateau.load(monitor["plateau"])
+        solver.early_stopping.load(monitor["early_stopping"])
+
+
+def snapshot_prefix(param, source, folder):
+    """`snapshot_prefix`, relative to the current directory; unset, the solver file's path
+    without extension; an existing folder gets the file's stem appended (Caffe's
+    UpgradeSnapshotPrefixProperty). Otherwise it is used as it is, so "runs/" gives
+    runs/_iter_N.caffemodel, as in Caffe."""
+    prefix = param.snapshot_prefix
+    stem = os.path.splitext(source)[0] if folder else "snapshot"
+    if not prefix:
+        return stem
+    if os.path.isdir(prefix):
+        return os.path.join(prefix, os.path.basename(stem))
+    return prefix
