@@ -14,6 +14,7 @@ program that imports layerforge keeps its BLAS threads everywhere else.
 """
 import contextlib
 import ctypes
+import os
 
 import numba
 
@@ -76,9 +77,35 @@ def _openblas_controls():
     return _openblas
 
 
+_workers_started = False
+
+
+def start_workers():
+    """Start Numba's worker threads (once) with layerforge's wait policy: GNU OpenMP reads
+    GOMP_SPINCOUNT when Numba first loads it, so the variable is set for that moment only and
+    the environment is restored after. Does nothing when the workers already run (another
+    library started them) or when the user set a policy (config.worker_spin)."""
+    global _workers_started
+    if _workers_started:
+        return
+    _workers_started = True
+    from numba.np.ufunc import parallel
+
+    spin = config.worker_spin()
+    if spin is None or parallel._is_initialized or numba.config.DISABLE_JIT:
+        return
+    os.environ["GOMP_SPINCOUNT"] = str(spin)
+    try:
+        parallel._launch_threads()
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
+
+
 @contextlib.contextmanager
 def blas_on_one_thread():
-    """numpy's OpenBLAS on one thread inside the block (unless OPENBLAS_NUM_THREADS is set)."""
+    """numpy's OpenBLAS on one thread inside the block (unless OPENBLAS_NUM_THREADS is set);
+    the first entry also starts Numba's workers (start_workers)."""
+    start_workers()
     controls = () if config.blas_threads_set_by_user() else _openblas_controls()
     if not controls:
         yield
