@@ -1,5 +1,5 @@
 """The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
-embed, oneshot, centroids and data sub-commands. `python -m layerforge` is the same program.
+embed, oneshot, centroids, upgrade and data sub-commands. `python -m layerforge` is the same program.
 
 Each command is one small function registered with `@command(name, arguments, help=...)`, as
 Caffe's tool registers its actions: `arguments(parser)` declares its options and the function
@@ -565,6 +565,25 @@ def cmd_centroids(args):
     net.save(out)
     for name, counts in done.items():
         print(f"{name}: centroids of {sum(counts > 0)} classes from {int(counts.sum())} images -> {out}")
+    return 0
+
+
+# ---------------------------------------------------------------- files
+
+def _upgrade_arguments(p):
+    p.add_argument("source", metavar="NET_OR_WEIGHTS", help="a net prototxt or a .caffemodel in Caffe's V0/V1 format")
+    p.add_argument("out", metavar="OUT", help="where to write the upgraded file (same format as the input)")
+
+
+@command("upgrade", _upgrade_arguments, help="upgrade a legacy V0/V1 net or weights file", description=(
+    "Caffe's upgrade_net_proto_text and upgrade_net_proto_binary: rewrite a V0/V1 net prototxt "
+    "(`layers { type: CONVOLUTION }`) or .caffemodel in the current format, as every command "
+    "does when it reads one. A .caffemodel is written binary, anything else as prototxt text."))
+def cmd_upgrade(args):
+    from layerforge.upgrade import upgrade_file
+
+    changed = upgrade_file(args.source, args.out)
+    print(f"Wrote {args.out}" + ("" if changed else f" ({args.source} was already in the current format)"))
     return 0
 
 

@@ -9,6 +9,7 @@ Tied twins (a Siamese net) run as one batch: see twins.py. While layers run, num
 OpenBLAS is on one thread (kernels/threads.py), and back to its own count afterwards.
 """
 import difflib
+import logging
 import os
 
 import numpy as np
@@ -23,11 +24,14 @@ from layerforge.twins import plan_twins
 from layerforge.upgrade import upgrade_net
 
 
-def _loss_weights(layer_param, layer):
+log = logging.getLogger("layerforge")
+
+
+def _loss_weights(layer_param, layer, num_top):
     weights = list(layer_param.loss_weight)
     if not weights and layer.is_loss:
         weights = [1.0]
-    return weights + [0.0] * (len(layer_param.top) - len(weights))
+    return weights + [0.0] * (num_top - len(weights))
 
 
 class _LayerEntry:
@@ -91,6 +95,7 @@ class Net:
         self.entries = []
         self.layers = {}
         self.bottom_names, self.top_names = {}, {}
+        self._automatic = set()   # anonymous loss tops (not net outputs, as in Caffe)
         producers = {}
         seeds = np.random.SeedSequence(None if self.seed is None else self.seed)
         layer_seeds = seeds.spawn(len(self.param.layer))
@@ -110,8 +115,12 @@ class Net:
                                    f"any earlier layer in phase {PHASE_NAMES[self.phase]}.{hint} "
                                    f"Blobs so far: {known}")
                 bottom.append(self.blobs[name])
+            top_names = list(layer_param.top)
+            if not top_names and layer.is_loss:   # Caffe's AutoTopBlobs: a loss needs no named top
+                top_names = [f"{layer_param.name} (automatic)"]
+                self._automatic.add(top_names[0])
             top = []
-            for j, name in enumerate(layer_param.top):
+            for j, name in enumerate(top_names):
                 in_place = j < len(bottom_names) and bottom_names[j] == name
                 if in_place:
                     top.append(self.blobs[name])
@@ -130,8 +139,8 @@ class Net:
                 layer.set_up(bottom, top)
             except (ValueError, TypeError) as err:
                 raise NetError(f"{self.source}: {err}") from err
-            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, list(layer_param.top))
-            entry.loss_weights = _loss_weights(layer_param, layer)
+            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, top_names)
+            entry.loss_weights = _loss_weights(layer_param, layer, len(top_names))
             self.entries.append(entry)
             self.layers[layer_param.name] = layer
             self.bottom_names[layer_param.name] = entry.bottom_names
@@ -144,7 +153,7 @@ class Net:
             for name in entry.bottom_names:
                 available.pop(name, None)
             available.update(dict.fromkeys(entry.top_names))
-        self.outputs = list(available)
+        self.outputs = [name for name in available if name not in self._automatic]
         self.inputs = [name for e in self.entries if e.layer.is_input for name in e.top_names]
         self.loss = 0.0
 
@@ -200,7 +209,9 @@ class Net:
         need = {}                # blob name -> does it need a gradient
         learnable = {id(b): m for b, m in zip(self.learnable_params, self.lr_mults)}
         for entry in self.entries:
-            has_grad_params = any(learnable.get(id(b), 0) != 0 for b in entry.layer.blobs)
+            # Caffe's param_propagate_down: a parameter with lr_mult 0 gets no gradient.
+            entry.layer.param_propagate_down = [learnable.get(id(b), 0) != 0 for b in entry.layer.blobs]
+            has_grad_params = any(entry.layer.param_propagate_down)
             wants = [need.get(name, False) or self.force_backward for name in entry.bottom_names]
             entry.propagate_down = [
                 w and entry.layer.has_backward and
@@ -349,12 +360,19 @@ class Net:
         io.write_atomic(path, self.to_proto().SerializeToString())
 
     def copy_from(self, weights):
-        """Load blobs from a .caffemodel path or NetParameter into same-named layers."""
+        """Load blobs from a .caffemodel path or NetParameter into same-named layers.
+
+        As Caffe does, source layers this net does not have are skipped; each skipped layer,
+        and each layer of this net left at its initial values, is logged, then how many were
+        copied. Weights that fit no layer of this net at all are an error (a wrong file)."""
         source = weights if isinstance(weights, pb.NetParameter) else io.read_weights(weights)
         where = "<NetParameter>" if isinstance(weights, pb.NetParameter) else os.fspath(weights)
-        for layer_param in source.layer:
+        with_blobs = [layer_param for layer_param in source.layer if layer_param.blobs]
+        copied = set()
+        for layer_param in with_blobs:
             layer = self.layers.get(layer_param.name)
-            if layer is None or not layer_param.blobs:
+            if layer is None or not layer.blobs:
+                log.info("%s: ignoring source layer '%s' (not in this net)", where, layer_param.name)
                 continue
             arrays = [io.blobproto_to_array(b, f"{where}: layer '{layer_param.name}' blob {i}")
                       for i, b in enumerate(layer_param.blobs)]
@@ -362,3 +380,15 @@ class Net:
                 layer.load_blobs(arrays)
             except ValueError as err:
                 raise NetError(f"{where}: {err}") from err
+            copied.add(layer_param.name)
+        targets = [name for name, layer in self.layers.items() if layer.blobs]
+        if with_blobs and targets and not copied:
+            raise NetError(f"{where}: none of its {len(with_blobs)} layers with weights "
+                           f"({', '.join(l.name for l in with_blobs[:5])}{', ...' if len(with_blobs) > 5 else ''}) "
+                           f"is a layer of net '{self.name}' ({self.source}); is it the weights file of "
+                           f"another net?")
+        for name in targets:
+            if name not in copied:
+                log.info("%s: layer '%s' keeps its initial values (not in the weights file)", where, name)
+        if with_blobs:
+            log.info("%s: copied %d of %d layers with weights", where, len(copied), len(targets))

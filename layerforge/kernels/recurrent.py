@@ -9,12 +9,15 @@ import math
 
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
+
 
 @njit(cache=True)
 def _sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
+@serial_when_small(lambda *args: args[1].size)   # the gate inputs
 @njit(cache=True, parallel=True)
 def lstm_unit_forward(c_prev, gates, cont, c, h, acts):
     """c, h (N, H) from c_prev (N, H), gates (N, 4H) and cont (N,); acts (N, 4H) receives
@@ -38,6 +41,7 @@ def lstm_unit_forward(c_prev, gates, cont, c, h, acts):
             h[n, d] = o * math.tanh(value)
 
 
+@serial_when_small(lambda *args: args[1].size)   # the gate activations
 @njit(cache=True, parallel=True)
 def lstm_unit_backward(c_prev, acts, cont, c, c_diff, h_diff, c_prev_diff, gates_diff):
     """Overwrite c_prev_diff (N, H) and gates_diff (N, 4H) from the gradients c_diff and

@@ -293,8 +293,7 @@ class Solver:
 
     def apply_update(self):
         """Update the weights from the diffs the net holds, at the current learning rate."""
-        core = self.layerforge_solver
-        core._apply_update(core.learning_rate())
+        self.layerforge_solver.apply_update()
 
     def share_weights(self, net):
         net.share_with(self.net)

@@ -1,17 +1,20 @@
 """Solver: the training loop every update rule shares (Caffe's Solver and SGDSolver base).
 
-One iteration: zero the parameter diffs, iter_size × forward+backward, scale the gradients
-by 1/iter_size, clip them (clip_gradients: the global L2 norm over all parameters),
-regularize and update each parameter with the rule of the subclass (rules.py) at the local
+One iteration: zero the parameter diffs, iter_size × forward+backward, clip the summed
+gradients (clip_gradients: their global L2 norm over the parameters with lr_mult != 0), scale
+them by 1/iter_size, regularize and update each parameter with the rule of the subclass (rules.py) at the local
 rate lr·lr_mult. A tied parameter is one Blob, updated once with its summed gradient.
 
 Control: `solve()` handles SIGINT, SIGTERM and SIGHUP (main thread only; batch schedulers
 and a dropped ssh session send the last two): the first finishes the current iteration,
 snapshots and returns with `stop_reason` "sigint", "sigterm" or "sighup"; a second raises
 KeyboardInterrupt.
-`request_stop(reason)` does the same from a callback. A non-finite loss or gradient
-snapshots the last good state (before the bad update) and raises TrainingDiverged naming
-the first layer whose top went non-finite.
+`request_stop(reason)` does the same from a callback. Divergence — a non-finite loss or
+gradient, or, several iterations in a row, a rising loss with updates of the weights' own
+size (guard.py) —
+snapshots the last state that was truly good (the current one when the run was healthy until
+this iteration, else the healthy state the guard kept in memory) and raises TrainingDiverged
+naming that iteration and the first layer whose top went non-finite.
 
 Data parallelism: launched by `mpiexec -n N` (or any MPI launcher), every rank builds the
 same nets and starts from rank 0's state; batch_size is per rank (distributed.py shards the
@@ -42,6 +45,7 @@ from layerforge.io import ConfigError
 from layerforge.kernels.threads import blas_on_one_thread
 from layerforge.kernels.updates import sum_squares
 from layerforge.solvers import checkpoint, lr_policies
+from layerforge.solvers.guard import DivergenceGuard
 from layerforge.solvers.monitors import EarlyStopping, LossAverage, Plateau, monitored_value
 from layerforge.solvers.nets import build_nets
 from layerforge.solvers.validation import check_monitors, check_param, fmt, read_solver, weight_paths
@@ -84,6 +88,7 @@ class Solver:
         self.plateau, self.early_stopping = Plateau(p.plateau), EarlyStopping(p.early_stopping)
         self._stop_reason = None
         self._signalled = None       # in a data-parallel run: a signal waiting for the ranks to agree
+        self.guard = DivergenceGuard()
         self._last_snapshot_iter = None
         self.snapshot_prefix = checkpoint.snapshot_prefix(p, self.source, folder)
         self._broadcast_state()
@@ -145,6 +150,7 @@ class Solver:
                 self._test_all()
                 if self._stop_reason is not None:
                     break
+            self.guard.keep(self.iter, lambda: checkpoint.serialize(self))
             self._emit({"event": "iteration_start", "iter": self.iter})
             loss = self._forward_backward()
             if self.world is not None:
@@ -156,7 +162,7 @@ class Solver:
             if p.display and self.iter % p.display == 0:
                 self._display(loss, rate)
             self._emit({"event": "gradients_ready", "iter": self.iter})
-            self._apply_update(rate)
+            self.apply_update(rate, loss)
             self.iter += 1
             self._emit({"event": "iteration", "iter": self.iter, "loss": loss})
             if p.snapshot and self.iter % p.snapshot == 0:
@@ -226,11 +232,16 @@ class Solver:
         return total / self.param.iter_size
 
     def _diverge(self, message, layer):
-        paths = self.snapshot()
+        """Snapshot the last truly good state and raise TrainingDiverged."""
+        if self.guard.healthy:        # good until this iteration, whose update is not applied
+            good, paths = self.iter, self.snapshot()
+        else:
+            good, files = self.guard.kept
+            paths = checkpoint.write(files)
         self._emit({"event": "stop", "iter": self.iter, "reason": "diverged"})
-        raise TrainingDiverged(f"{message}. The last good state (iteration {self.iter}) is saved in "
-                               f"{paths[0]} and {paths[1]}; try a lower base_lr or clip_gradients.",
-                               layer, paths)
+        raise TrainingDiverged(f"{message}. The last good state (iteration {good}) is saved in "
+                               f"{paths[0]} and {paths[1]}; resume from it with a lower base_lr "
+                               f"or with clip_gradients.", layer, paths)
 
     def _broadcast_state(self):
         """In a data-parallel run every rank continues from rank 0's parameters, layer state
@@ -254,11 +265,18 @@ class Solver:
             self.request_stop(next(n for n, v in STOP_SIGNALS.items() if v == number))
             self._signalled = None
 
-    def _apply_update(self, rate):
+    def apply_update(self, rate=None, loss=None):
+        """Update every parameter from the gradients in its diff (Caffe's ApplyUpdate): scale by
+        1/iter_size, clip, regularize, apply the rule at `rate` (default: this iteration's),
+        then check for divergence with `loss` (default: the net's last loss)."""
+        rate = self.learning_rate() if rate is None else rate
+        loss = self.net.loss if loss is None else loss
         p, params = self.param, self.net.learnable_params
         grad_scale = 1.0 / p.iter_size
-        sumsq = [sum_squares(blob.diff.reshape(-1)) for blob in params]
-        norm = math.sqrt(sum(sumsq)) * grad_scale
+        # As Caffe's ApplyUpdate: the norm is of the gradient summed over iter_size, over the
+        # parameters that learn (lr_mult != 0), and clipping happens before the 1/iter_size.
+        sumsq = [sum_squares(blob.diff.reshape(-1)) if lr else 0.0 for blob, lr in zip(params, self.net.lr_mults)]
+        norm = math.sqrt(sum(sumsq))
         if not math.isfinite(norm):
             name = next(n for n, s in zip(self.net.param_names, sumsq) if not math.isfinite(s))
             self._diverge(f"Iteration {self.iter}: the gradient of parameter '{name}' is not finite",
@@ -270,10 +288,18 @@ class Solver:
             grad_scale *= factor
         l1 = p.regularization_type == "L1"
         count = len(params)
+        update_sq = weight_sq = 0.0
         for i, blob in enumerate(params):
             history = [self.history[s * count + i].reshape(-1) for s in range(self.history_slots)]
             self.apply_rule(blob.data.reshape(-1), blob.diff.reshape(-1), history, grad_scale,
                             p.weight_decay * self.net.decay_mults[i], l1, rate * self.net.lr_mults[i])
+            update_sq += sum_squares(blob.diff.reshape(-1))   # the rule leaves the applied update in diff
+            weight_sq += sum_squares(blob.data.reshape(-1))
+        if self.guard.observe(update_sq, weight_sq, loss) and p.divergence_guard:
+            self._diverge(f"Iteration {self.iter}: training diverged: for {self.guard.strikes} iterations "
+                          f"in a row the loss rose while each update moved the weights by more than half their size (now "
+                          f"|update| = {math.sqrt(update_sq):.3g}, |weights| = {math.sqrt(weight_sq):.3g})",
+                          self.net.first_nonfinite_layer())
 
     # ------------------------------------------------------------ display and tests
 

@@ -41,12 +41,14 @@ def _layer_states(nets):
 def snapshot(solver):
     """Write both files atomically; returns (caffemodel path, solverstate path). In a
     data-parallel run only rank 0 writes (every rank holds the same state)."""
+    return write(serialize(solver))
+
+
+def serialize(solver):
+    """The snapshot of the solver's current state, in memory: {path: bytes} for both files."""
     model_path = f"{solver.snapshot_prefix}_iter_{solver.iter}.caffemodel"
     state_path = f"{solver.snapshot_prefix}_iter_{solver.iter}.solverstate"
-    if distributed.shard()[0] != 0:
-        return model_path, state_path
-    log.info("Snapshotting to binary proto file %s", model_path)
-    io.write_atomic(model_path, solver.net.to_proto(solver.param.snapshot_diff).SerializeToString())
+    model = solver.net.to_proto(solver.param.snapshot_diff).SerializeToString()
     state = pb.SolverState(iter=solver.iter, learned_net=model_path, current_step=solver.current_step,
                            learning_rate_scale=solver.lr_scale)
     for history in solver.history:
@@ -55,8 +57,17 @@ def snapshot(solver):
     monitor = {"lr_scale": solver.lr_scale, **solver.loss_average.state(),
                "plateau": solver.plateau.state(), "early_stopping": solver.early_stopping.state()}
     state.monitor_state = json.dumps(monitor, default=_json_default).encode()
-    log.info("Snapshotting solver state to binary proto file %s", state_path)
-    io.write_atomic(state_path, state.SerializeToString())
+    return {model_path: model, state_path: state.SerializeToString()}
+
+
+def write(files):
+    """Write a serialized snapshot atomically (rank 0 only); returns its two paths."""
+    (model_path, model), (state_path, state) = files.items()
+    if distributed.shard()[0] == 0:
+        log.info("Snapshotting to binary proto file %s", model_path)
+        io.write_atomic(model_path, model)
+        log.info("Snapshotting solver state to binary proto file %s", state_path)
+        io.write_atomic(state_path, state)
     return model_path, state_path
 
 
@@ -118,11 +129,13 @@ def restore(solver, path):
 
 def snapshot_prefix(param, source, folder):
     """`snapshot_prefix`, relative to the current directory; unset, the solver file's path
-    without extension; a prefix that is a folder (or ends with '/') gets the file's stem."""
+    without extension; an existing folder gets the file's stem appended (Caffe's
+    UpgradeSnapshotPrefixProperty). Otherwise it is used as it is, so "runs/" gives
+    runs/_iter_N.caffemodel, as in Caffe."""
     prefix = param.snapshot_prefix
     stem = os.path.splitext(source)[0] if folder else "snapshot"
     if not prefix:
         return stem
-    if prefix.endswith(("/", os.sep)) or os.path.isdir(prefix):
+    if os.path.isdir(prefix):
         return os.path.join(prefix, os.path.basename(stem))
     return prefix

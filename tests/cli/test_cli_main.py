@@ -10,7 +10,7 @@ import pytest
 from layerforge.cli import main
 from tests.cli import write_net
 
-COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot", "centroids"]
+COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot", "centroids", "upgrade"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
