@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test proto protobuf-range demo omniglot bench clean
+.PHONY: install test proto protobuf-range demo demo-triplet omniglot bench clean
 
 # The demo: MNIST Siamese net of the MyCaffe tutorial, scored by nearest class centroid.
 DEMO_SOLVER := solvers/mnist_siamese_solver.prototxt
@@ -14,6 +14,16 @@ DEMO_WEIGHTS := $(DEMO_PREFIX)_iter_$(DEMO_ITERS).caffemodel
 # The trained weights with each class centroid the exact mean of its training encodings.
 DEMO_FINAL := $(DEMO_PREFIX)_final.caffemodel
 LF := $(PY) -m layerforge
+# Triplet variant: the same encoder trained with a triplet loss (prototxt/mnist_triplet_train_test.prototxt).
+TRIPLET_SOLVER := solvers/mnist_triplet_solver.prototxt
+TRIPLET_ITERS := $(shell sed -n 's/^max_iter: *//p' $(TRIPLET_SOLVER))
+TRIPLET_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(TRIPLET_SOLVER))
+# $(call score,WEIGHTS,FINAL): set exact class centroids under WEIGHTS (saved as FINAL), then
+# print the nearest-centroid accuracy on the 10 000 MNIST test digits.
+score = $(LF) centroids --model prototxt/mnist_siamese_deploy.prototxt --weights $(1) \
+	    --source data/mnist/mnist_train_lmdb --out $(2); \
+	echo "Nearest-centroid accuracy on the 10000 MNIST test digits:"; \
+	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(2) --iterations 100
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,10 +48,7 @@ demo: install
 	@start=$$(date +%s); set -e; \
 	$(LF) data mnist --out data/mnist; \
 	$(LF) train --solver $(DEMO_SOLVER); \
-	$(LF) centroids --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) \
-	    --source data/mnist/mnist_train_lmdb --out $(DEMO_FINAL); \
-	echo "Nearest-centroid accuracy on the 10000 MNIST test digits:"; \
-	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_FINAL) --iterations 100; \
+	$(call score,$(DEMO_WEIGHTS),$(DEMO_FINAL)); \
 	$(LF) plot $(DEMO_PREFIX)_log.jsonl --out $(DEMO_PREFIX)_curves.png; \
 	$(LF) embed --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_FINAL) \
 	    --blob feat --iterations 20 --out $(DEMO_PREFIX)_embedding.png; \
@@ -72,9 +79,18 @@ omniglot: install
 	echo "Weights: $(OMNIGLOT_PREFIX)_final.caffemodel"; \
 	echo "Wall time: $$(( $$(date +%s) - start )) s"
 
+demo-triplet: install
+	@start=$$(date +%s); set -e; \
+	$(LF) data mnist --out data/mnist; \
+	$(LF) train --solver $(TRIPLET_SOLVER); \
+	$(call score,$(TRIPLET_PREFIX)_iter_$(TRIPLET_ITERS).caffemodel,$(TRIPLET_PREFIX)_final.caffemodel); \
+	echo "Wall time: $$(( $$(date +%s) - start )) s"
+
+# PyTorch for the side-by-side figures: the CPU build the machine keeps on disk.
 bench: install
-	$(PY) -m pip install --quiet torch
+	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) benchmarks/siamese_step.py
+	$(PY) benchmarks/shared_machine.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

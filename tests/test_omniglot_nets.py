@@ -77,9 +77,10 @@ def test_koch_net_trains_a_few_iterations_at_a_small_batch(workdir, monkeypatch)
     assert report.forward_ms > 0 and report.backward_ms > 0
 
 
-def test_siamese_deploy_reads_the_trained_encoder(workdir, monkeypatch, tmp_path):
+@pytest.mark.parametrize("model", ["omniglot_siamese_train_test.prototxt", "omniglot_triplet_train_test.prototxt"])
+def test_siamese_deploy_reads_the_trained_encoder(model, workdir, monkeypatch, tmp_path):
     monkeypatch.chdir(workdir)
-    train = Net(ROOT / "prototxt" / "omniglot_siamese_train_test.prototxt", pb.TRAIN)
+    train = Net(ROOT / "prototxt" / model, pb.TRAIN)
     train.forward()
     train.backward()
     weights = tmp_path / "w.caffemodel"
@@ -90,7 +91,7 @@ def test_siamese_deploy_reads_the_trained_encoder(workdir, monkeypatch, tmp_path
         for mine, trained in zip(blobs, train.params[name]):
             np.testing.assert_array_equal(mine.data, trained.data)
     # The TEST net's encoder on the first pair's images = the deploy net on them.
-    test = Net(ROOT / "prototxt" / "omniglot_siamese_train_test.prototxt", pb.TEST, weights=weights)
+    test = Net(ROOT / "prototxt" / model, pb.TEST, weights=weights)
     test.forward()
     feat = deploy.forward(data=test.blobs["data"].data[:2])["feat"]
     np.testing.assert_allclose(feat, test.blobs["feat"].data[:2], rtol=1e-4, atol=1e-5)
