@@ -86,9 +86,11 @@ demo-triplet: install
 	$(call score,$(TRIPLET_PREFIX)_iter_$(TRIPLET_ITERS).caffemodel,$(TRIPLET_PREFIX)_final.caffemodel); \
 	echo "Wall time: $$(( $$(date +%s) - start )) s"
 
+# PyTorch for the side-by-side figures: the CPU build the machine keeps on disk.
 bench: install
-	$(PY) -m pip install --quiet torch
+	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) benchmarks/siamese_step.py
+	$(PY) benchmarks/shared_machine.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

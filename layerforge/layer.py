@@ -105,6 +105,11 @@ class Layer:
         override it."""
         return self.batch_independent
 
+    def prepare_input(self, index, value):
+        """For an input layer: the array to store in top `index` when the caller feeds `value`
+        (Net.forward(**inputs)); the default stores it as given."""
+        return value
+
     def get_state(self):
         """JSON-serialisable state beyond `self.blobs` (e.g. a data reader's position) that a
         solver snapshot must keep so a resumed run repeats the uninterrupted one; None if none."""

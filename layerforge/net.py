@@ -154,7 +154,9 @@ class Net:
                 available.pop(name, None)
             available.update(dict.fromkeys(entry.top_names))
         self.outputs = [name for name in available if name not in self._automatic]
-        self.inputs = [name for e in self.entries if e.layer.is_input for name in e.top_names]
+        self._feeds = {name: (e.layer, index) for e in self.entries if e.layer.is_input
+                       for index, name in enumerate(e.top_names)}
+        self.inputs = list(self._feeds)
         self.loss = 0.0
 
     def _run_phase_bottoms(self, layer_param, layer):
@@ -261,13 +263,15 @@ class Net:
                 entry.layer.backward(entry.top, entry.propagate_down, entry.bottom)
 
     def forward(self, **inputs):
-        """Run every layer; `inputs` fill Input-layer tops by name. Returns copies of the
-        output blobs (tops no layer reads), so results kept across calls stay as they were."""
+        """Run every layer; `inputs` fill Input-layer tops by name (through the Input layer's
+        transform_param, if it has one). Returns copies of the output blobs (tops no layer
+        reads), so results kept across calls stay as they were."""
         for name, value in inputs.items():
             if name not in self.inputs:
                 raise NetError(f"{self.source}: '{name}' is not an input of this net "
                                f"(inputs: {', '.join(self.inputs) or 'none'})")
-            value = np.asarray(value, self.dtype)
+            layer, index = self._feeds[name]
+            value = np.asarray(layer.prepare_input(index, np.asarray(value)), self.dtype)
             self.blobs[name].reshape(value.shape)
             self.blobs[name].data[...] = value
         loss = 0.0

@@ -1,5 +1,6 @@
 """Input: tops the caller fills (net.forward(data=...)); Caffe's one-or-per-top rule."""
 from layerforge.layer import Layer
+from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
 
 
@@ -13,7 +14,11 @@ def one_or_per_top(layer, values, top, field):
 
 @register_layer("Input")
 class InputLayer(Layer):
-    """Tops shaped by input_param.shape; the caller writes their data (e.g. net.blobs['data'])."""
+    """Tops shaped by input_param.shape; the caller writes their data (e.g. net.blobs['data']).
+
+    With a transform_param, an array fed through `Net.forward(data=images)` to the first top
+    is transformed first, as a Data layer transforms its records in TEST (centred crop, mean,
+    scale; no mirror): a deploy net then takes raw 0-255 pixels like its training data."""
     exact_num_bottom = 0
     min_top = 1
     has_backward = False
@@ -25,6 +30,20 @@ class InputLayer(Layer):
             if any(d < 0 for d in shape.dim):
                 raise self.error(f"input_param.shape {list(shape.dim)} has a negative dimension")
             blob.reshape(shape.dim)
+
+    def prepare_input(self, index, value):
+        """Fed arrays for the first top go through transform_param, if there is one."""
+        if index != 0 or not self.param.HasField("transform_param"):
+            return value
+        from layerforge.data import DatasetError
+        from layerforge.data.transform import DataTransformer
+
+        if value.ndim != 4:
+            raise self.error(f"transform_param needs N×C×H×W images, got an array of shape {value.shape}")
+        try:
+            return DataTransformer(self.param.transform_param, pb.TEST, value.shape[1:])(value, None)
+        except DatasetError as err:
+            raise self.error(str(err)) from None
 
     def reshape(self, bottom, top):
         """The caller may reshape the tops; the layer keeps whatever shape they have."""

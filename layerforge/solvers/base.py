@@ -42,6 +42,7 @@ import numpy as np
 
 from layerforge import distributed
 from layerforge.io import ConfigError
+from layerforge.kernels.threads import blas_on_one_thread
 from layerforge.kernels.updates import sum_squares
 from layerforge.solvers import checkpoint, lr_policies
 from layerforge.solvers.guard import DivergenceGuard
@@ -138,6 +139,10 @@ class Solver:
 
     def step(self, iters):
         """Run `iters` iterations (fewer if a stop is requested)."""
+        with blas_on_one_thread():     # once around the loop; the nets' own scopes then nest
+            self._iterate(iters)
+
+    def _iterate(self, iters):
         stop_iter = self.iter + iters
         p = self.param
         while self.iter < stop_iter and self._stop_reason is None:

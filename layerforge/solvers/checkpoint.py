@@ -128,7 +128,8 @@ def restore(solver, path):
 
 
 def snapshot_prefix(param, source, folder):
-    """`snapshot_prefix`, relative to the current directory; unset, the solver file's path
+    """`snapshot_prefix`, relative to the current directory (io.read_solver moves it beside the
+    solver file when its first folder exists only there); unset, the solver file's path
     without extension; an existing folder gets the file's stem appended (Caffe's
     UpgradeSnapshotPrefixProperty). Otherwise it is used as it is, so "runs/" gives
     runs/_iter_N.caffemodel, as in Caffe."""

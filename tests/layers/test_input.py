@@ -46,3 +46,22 @@ def test_wrong_number_of_shapes_raises(shapes, tops):
 def test_negative_dimension_raises():
     with pytest.raises(LayerError, match=r"layer 'in' \(Input\): input_param.shape \[2, -1\] has a negative"):
         make_layer(input_text([(2, -1)]), [])
+
+
+def test_transform_param_applies_to_arrays_fed_through_the_net():
+    from layerforge.io import parse_text
+    from layerforge.net import Net
+    from layerforge.proto import layerforge_pb2 as pb
+
+    net = Net(parse_text(input_text([(1, 1, 2, 2), (1,)], ("data", "label")).join(
+        ["layer { ", " transform_param { scale: 0.5 mean_value: 10 crop_size: 2 } }"]), pb.NetParameter()),
+        pb.RUN)
+    raw = np.arange(2 * 9, dtype=np.uint8).reshape(2, 1, 3, 3) + 20
+    out = net.forward(data=raw, label=[3, 4])
+    np.testing.assert_allclose(out["data"], (raw[:, :, :2, :2].astype(np.float32) - 10) * 0.5)
+    np.testing.assert_array_equal(out["label"], [3, 4])          # only the first top is transformed
+    with pytest.raises(LayerError, match=r"layer 'in' \(Input\): transform_param needs N×C×H×W images"):
+        net.forward(data=np.zeros((2, 9)))
+    with pytest.raises(LayerError, match=r"layer 'in' \(Input\): transform_param.crop_size 2 is larger"):
+        net.forward(data=np.zeros((2, 1, 1, 1)))
+
