@@ -17,6 +17,7 @@ import numpy as np
 from layerforge import config, io
 from layerforge.blob import Blob
 from layerforge.kernels.threads import blas_on_one_thread
+from layerforge.layer import LayerError
 from layerforge.netparam import PHASE_NAMES, NetError, filter_net, insert_splits, phase_value
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
@@ -132,8 +133,10 @@ class Net:
                                f"give its top a new name")
             try:
                 layer.set_up(bottom, top)
-            except (ValueError, TypeError) as err:
+            except LayerError as err:
                 raise NetError(f"{self.source}: {err}") from err
+            except (ValueError, TypeError, MemoryError) as err:   # a filler's, a Blob's, numpy's
+                raise NetError(f"{self._where(layer_param)}: {err}") from err
             entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, list(layer_param.top))
             entry.loss_weights = _loss_weights(layer_param, layer)
             self.entries.append(entry)
