@@ -77,6 +77,7 @@ class Solver:
         weights = weight_paths(p.weights if weights is None else weights)
         self.world = distributed.start()
         self.net, self.test_nets = build_nets(p, self.source, folder, seed, weights)
+        self._check_trainable()
         check_monitors(p, self.test_nets, self.source)
         self.iter = 0
         self.lr_scale = 1.0
@@ -94,6 +95,16 @@ class Solver:
 
     def _error(self, message):
         return ConfigError(f"{self.source}: {message}")
+
+    def _check_trainable(self):
+        """An empty train net, or one with neither a loss nor a learnable parameter, would
+        "train" nothing and write an empty .caffemodel: an error instead."""
+        where = f"the train net '{self.net.name}' ({self.net.source})"
+        if not self.net.entries:
+            raise self._error(f"{where} has no layers in phase TRAIN")
+        if not self.net.loss_weights and not self.net.learnable_params:
+            raise self._error(f"{where} has no loss (a loss layer or a loss_weight) and no learnable "
+                              f"parameter: there is nothing to train")
 
     def check_rule(self):
         """Subclasses reject settings their update rule cannot use."""

@@ -1,6 +1,7 @@
 """Settings that cannot work are one clear error line (exit 2), never a traceback or a hang:
 sizes beyond memory, an empty batch, a NaN rate, momentum >= 1, an unknown filler, an
 unknown phase, a Python layer class that is not a Layer."""
+import os
 import subprocess
 import sys
 
@@ -21,9 +22,13 @@ def _net(tmp_path, text, name="net.prototxt"):
     return path
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": ROOT}
     return subprocess.run([sys.executable, "-m", "layerforge", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+                          text=True, timeout=300, cwd=cwd, env=env)
 
 
 @pytest.mark.parametrize("text, layer", [
@@ -87,3 +92,18 @@ def _solver(tmp_path, extra):
 def test_solver_settings_that_cannot_train(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=r"solver.prototxt: " + message):
         get_solver(_solver(tmp_path, extra))
+
+
+@pytest.mark.parametrize("net_text, message", [
+    ("", r"has no layers in phase TRAIN"),
+    (INPUT.format(dims="dim: 2 dim: 3") +
+     'layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }\n', r"has no loss .* nothing to train"),
+])
+def test_train_refuses_a_net_with_nothing_to_train(tmp_path, net_text, message):
+    net = _net(tmp_path, net_text, "empty.prototxt")
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f'net: "{net}"\nbase_lr: 0.1\nmax_iter: 2\nsnapshot_after_train: true\n')
+    with pytest.raises(ConfigError, match=r"solver.prototxt: the train net 'n' .*empty.prototxt\) " + message):
+        get_solver(solver)
+    done = _cli("train", "--solver", solver, cwd=tmp_path)
+    assert done.returncode == 2 and not list(tmp_path.glob("*.caffemodel")), done.stderr
