@@ -187,7 +187,7 @@ def cmd_train(args):
         elif event.get("event") == "snapshot":
             saved.update(event)
 
-    with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
+    with solver.hold_prefix(), JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
         jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
                "resume": args.snapshot, "max_iter": solver.param.max_iter})
         solver.callbacks += [jsonl, remember_tests]

@@ -90,6 +90,7 @@ class Solver:
         self._signalled = None       # in a data-parallel run: a signal waiting for the ranks to agree
         self.guard = DivergenceGuard()
         self._last_snapshot_iter = None
+        self._prefix_held = 0
         self.snapshot_prefix = checkpoint.snapshot_prefix(p, self.source, folder)
         self._broadcast_state()
 
@@ -182,7 +183,7 @@ class Solver:
         self._stop_reason = None
         if resume is not None:
             self.restore(resume)
-        with self._signal_handlers():
+        with self.hold_prefix(), self._signal_handlers():
             self.step(p.max_iter - self.iter)
             reason = self._stop_reason or "max_iter"
             if (p.snapshot_after_train or reason in STOP_SIGNALS) and self._last_snapshot_iter != self.iter:
@@ -199,6 +200,24 @@ class Solver:
             self._test_all()
         log.info("Optimization Done.")
         self._emit({"event": "stop", "iter": self.iter, "reason": "max_iter"})
+
+    @contextlib.contextmanager
+    def hold_prefix(self):
+        """Lock the snapshot prefix for this run (nestable; rank 0 only): a second run with
+        the same prefix fails instead of mixing its files with this one's."""
+        if self._prefix_held or distributed.shard()[0] != 0:
+            self._prefix_held += 1
+            try:
+                yield
+            finally:
+                self._prefix_held -= 1
+            return
+        with checkpoint.prefix_lock(self.snapshot_prefix):
+            self._prefix_held = 1
+            try:
+                yield
+            finally:
+                self._prefix_held = 0
 
     @contextlib.contextmanager
     def _signal_handlers(self):

@@ -5,6 +5,9 @@ in layerforge's own fields: every layer's random generator and get_state() (a da
 position) in `rng_state`; the loss window, plateau and early-stopping state in
 `monitor_state`. Resuming from iteration k therefore repeats the uninterrupted run exactly.
 """
+import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -125,6 +128,43 @@ def restore(solver, path):
         solver.loss_average.load(monitor)
         solver.plateau.load(monitor["plateau"])
         solver.early_stopping.load(monitor["early_stopping"])
+
+
+@contextlib.contextmanager
+def prefix_lock(prefix):
+    """Hold an exclusive lock on `<prefix>.lock` (holding this process's PID) while training,
+    so two runs never mix their snapshots and logs; a second run is a ConfigError naming the
+    PID of the first. The lock goes with the process, however it ends; the file is removed
+    on release."""
+    path = f"{prefix}.lock"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(handle)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise ConfigError(f"{path}: another training run (PID {holder}) is writing snapshots with the "
+                              f"snapshot_prefix {prefix!r}; wait for it to end or set another "
+                              f"snapshot_prefix") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle).st_ino
+        except FileNotFoundError:      # the holder released it between our open and our lock
+            same = False
+        if same:
+            break
+        os.close(handle)
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(handle)
 
 
 def snapshot_prefix(param, source, folder):
