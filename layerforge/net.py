@@ -353,7 +353,7 @@ class Net:
 
     def save(self, path):
         """Write the weights (and layer state) as a binary .caffemodel, atomically."""
-        io.write_atomic(path, self.to_proto().SerializeToString())
+        io.write_checksummed(path, self.to_proto().SerializeToString())
 
     def copy_from(self, weights):
         """Load blobs from a .caffemodel path or NetParameter into same-named layers.

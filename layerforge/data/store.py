@@ -33,11 +33,22 @@ def datums(images, labels, on_record=None):
 BACKENDS = ("lmdb", "leveldb")
 
 
+def _remove_stale_folders(path):
+    """Remove `.<name>.tmp-<pid>` / `.<name>.old-<pid>` folders that killed builds of `path` left."""
+    from layerforge.io import process_alive
+    for stale in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, pid = stale.name[len(path.name) + 2:].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _write_folder(path, fill):
     """Fill a temporary folder with fill(temp) and rename it to `path`, all or nothing:
-    on any error it is removed and an existing `path` is left untouched."""
+    on any error it is removed and an existing `path` is left untouched. Temporary folders
+    of killed builds of `path` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_folders(path)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
     try:

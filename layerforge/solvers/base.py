@@ -35,6 +35,7 @@ or a request_stop reason.
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 
@@ -90,6 +91,7 @@ class Solver:
         self._signalled = None       # in a data-parallel run: a signal waiting for the ranks to agree
         self.guard = DivergenceGuard()
         self._last_snapshot_iter = None
+        self._last_snapshot = None      # (caffemodel, solverstate) of the last snapshot written or resumed
         self._prefix_held = 0
         self.snapshot_prefix = checkpoint.snapshot_prefix(p, self.source, folder)
         self._broadcast_state()
@@ -393,14 +395,20 @@ class Solver:
 
     def snapshot(self):
         """Write <prefix>_iter_N.caffemodel and .solverstate atomically; returns both paths."""
-        model_path, state_path = checkpoint.snapshot(self)
-        self._last_snapshot_iter = self.iter
+        try:
+            model_path, state_path = checkpoint.snapshot(self)
+        except ConfigError as err:
+            kept = (f"the previous snapshot (iteration {self._last_snapshot_iter}) is kept: "
+                    f"{self._last_snapshot[0]} and {self._last_snapshot[1]}" if self._last_snapshot
+                    else "there is no earlier snapshot of this run")
+            raise ConfigError(f"Iteration {self.iter}: the snapshot failed: {err}; {kept}") from err
+        self._last_snapshot_iter, self._last_snapshot = self.iter, (model_path, state_path)
         self._emit({"event": "snapshot", "iter": self.iter, "caffemodel": model_path,
                     "solverstate": state_path})
         return model_path, state_path
 
     def restore(self, path):
         """Continue from a .solverstate: weights, history, iteration, rates and random states."""
-        checkpoint.restore(self, path)
+        model_path = checkpoint.restore(self, path)
         self._broadcast_state()
-        self._last_snapshot_iter = self.iter
+        self._last_snapshot_iter, self._last_snapshot = self.iter, (model_path, os.fspath(path))

@@ -68,9 +68,15 @@ def write(files):
     (model_path, model), (state_path, state) = files.items()
     if distributed.shard()[0] == 0:
         log.info("Snapshotting to binary proto file %s", model_path)
-        io.write_atomic(model_path, model)
+        io.write_checksummed(model_path, model)
         log.info("Snapshotting solver state to binary proto file %s", state_path)
-        io.write_atomic(state_path, state)
+        try:
+            io.write_checksummed(state_path, state)
+        except BaseException:       # no weights without their state: the pair is one snapshot
+            for path in (model_path, io.checksum_path(model_path)):
+                if os.path.exists(path):
+                    os.unlink(path)
+            raise
     return model_path, state_path
 
 
@@ -95,11 +101,13 @@ def _history(solver, state, path):
 
 
 def restore(solver, path):
-    """Continue from a .solverstate: weights, history, iteration, rates and random states."""
+    """Continue from a .solverstate: weights, history, iteration, rates and random states;
+    returns the path of the weights it loaded (None when the state names none)."""
     path = os.fspath(path)
     log.info("Restoring previous solver status from %s", path)
     state = io.read_binary(path, pb.SolverState())
     history = _history(solver, state, path)
+    learned = None
     if state.learned_net:
         learned = state.learned_net
         if not os.path.exists(learned):
@@ -128,6 +136,7 @@ def restore(solver, path):
         solver.loss_average.load(monitor)
         solver.plateau.load(monitor["plateau"])
         solver.early_stopping.load(monitor["early_stopping"])
+    return learned
 
 
 @contextlib.contextmanager

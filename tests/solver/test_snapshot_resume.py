@@ -65,7 +65,8 @@ def test_snapshot_files_and_state(tmp_path, monkeypatch):
     solver.solve()
     assert [e["iter"] for e in snapshots] == [2, 4, 5]        # interval, then snapshot_after_train
     names = sorted(os.listdir(tmp_path / "snaps"))
-    assert names == [f"lin_iter_{i}.{ext}" for i in (2, 4, 5) for ext in ("caffemodel", "solverstate")]
+    assert names == [f"lin_iter_{i}.{ext}{check}" for i in (2, 4, 5) for ext in ("caffemodel", "solverstate")
+                     for check in ("", ".sha256")]
     state = io.read_binary(tmp_path / "snaps" / "lin_iter_5.solverstate", pb.SolverState())
     assert state.iter == 5 and state.learned_net == "snaps/lin_iter_5.caffemodel"
     np.testing.assert_array_equal(io.blobproto_to_array(state.history[0]), solver.history[0])
