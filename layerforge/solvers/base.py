@@ -348,9 +348,17 @@ class Solver:
                     "outputs": {n: v.item() if v.size == 1 else v for n, v in outputs.items()}})
 
     def _test_all(self):
+        """Test every test net. A stop during the pass puts the test nets' readers and the
+        monitors back as they were before it, so the snapshot resumes into the same pass."""
+        readers = checkpoint.layer_states(self.test_nets)
+        monitors = (self.lr_scale, self.plateau.state(), self.early_stopping.state())
         for index in range(len(self.test_nets)):
             outputs = self.test(index)
             if outputs is None:
+                checkpoint.set_layer_states(self.test_nets, readers)
+                self.lr_scale = monitors[0]
+                self.plateau.load(monitors[1])
+                self.early_stopping.load(monitors[2])
                 return
             if index == 0:
                 self._observe_test(outputs)

@@ -41,6 +41,23 @@ def _layer_states(nets):
     return {"nets": states}
 
 
+def layer_states(nets):
+    """A copy of every layer's random generator and get_state() in `nets` (for set_layer_states)."""
+    return json.loads(json.dumps(_layer_states(nets), default=_json_default))
+
+
+def set_layer_states(nets, states):
+    """Put back what layer_states() (or a snapshot's rng_state) holds; layers not in it stay."""
+    for net, layers in zip(nets, states["nets"]):
+        for name, saved in layers.items():
+            layer = net.layers.get(name)
+            if layer is None:
+                continue
+            layer.rng.bit_generator.state = saved["rng"]
+            if "data" in saved:
+                layer.set_state(saved["data"])
+
+
 def snapshot(solver):
     """Write both files atomically; returns (caffemodel path, solverstate path). In a
     data-parallel run only rank 0 writes (every rank holds the same state)."""
@@ -122,14 +139,7 @@ def restore(solver, path):
     solver.iter = state.iter        # current_step follows from it (lr_policies.current_step)
     solver.lr_scale = float(state.learning_rate_scale)
     if state.rng_state:
-        for net, layers in zip(solver.nets, json.loads(state.rng_state)["nets"]):
-            for name, saved in layers.items():
-                layer = net.layers.get(name)
-                if layer is None:
-                    continue
-                layer.rng.bit_generator.state = saved["rng"]
-                if "data" in saved:
-                    layer.set_state(saved["data"])
+        set_layer_states(solver.nets, json.loads(state.rng_state))
     if state.monitor_state:
         monitor = json.loads(state.monitor_state)
         solver.lr_scale = monitor["lr_scale"]
