@@ -364,11 +364,11 @@ class Net:
         source = weights if isinstance(weights, pb.NetParameter) else io.read_weights(weights)
         where = "<NetParameter>" if isinstance(weights, pb.NetParameter) else os.fspath(weights)
         with_blobs = [layer_param for layer_param in source.layer if layer_param.blobs]
-        copied = set()
+        copied, ignored = set(), []
         for layer_param in with_blobs:
             layer = self.layers.get(layer_param.name)
             if layer is None or not layer.blobs:
-                log.info("%s: ignoring source layer '%s' (not in this net)", where, layer_param.name)
+                ignored.append(layer_param.name)
                 continue
             arrays = [io.blobproto_to_array(b, f"{where}: layer '{layer_param.name}' blob {i}")
                       for i, b in enumerate(layer_param.blobs)]
@@ -383,6 +383,8 @@ class Net:
                            f"({', '.join(l.name for l in with_blobs[:5])}{', ...' if len(with_blobs) > 5 else ''}) "
                            f"is a layer of net '{self.name}' ({self.source}); is it the weights file of "
                            f"another net?")
+        for name in ignored:
+            log.info("%s: ignoring source layer '%s' (not in this net)", where, name)
         for name in targets:
             if name not in copied:
                 log.info("%s: layer '%s' keeps its initial values (not in the weights file)", where, name)
