@@ -7,6 +7,7 @@ A write that fails (a full disk) is a ConfigError naming the file. Weights and s
 get a checksum beside them, `<file>.sha256` (sha256sum's format; Caffe never reads it), that
 read_binary checks when it is there.
 """
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -160,9 +161,10 @@ def remove_stale_temporaries(folder):
                 continue
 
 
-def write_atomic(path, payload):
+def write_atomic(path, payload, before_replace=None):
     """Write bytes to `path` through a temporary file in the same folder and a rename; an
-    OSError (e.g. the disk is full) is a ConfigError naming `path`, with `path` untouched."""
+    OSError (e.g. the disk is full) is a ConfigError naming `path`, with `path` untouched.
+    `before_replace()` runs once the bytes are safely on disk, just before the rename."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     temporary = None
@@ -175,6 +177,8 @@ def write_atomic(path, payload):
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(temporary, path)
     except BaseException as err:
         if temporary is not None and os.path.exists(temporary):
@@ -189,13 +193,14 @@ def checksum_path(path):
 
 
 def write_checksummed(path, payload):
-    """write_atomic, then `<path>.sha256` with the payload's SHA-256 (any older one is removed
-    first, so it never describes another file)."""
-    try:
-        os.unlink(checksum_path(path))
-    except FileNotFoundError:
-        pass
-    write_atomic(path, payload)
+    """write_atomic, then `<path>.sha256` with the payload's SHA-256. An older checksum is
+    removed just before the rename, so it never describes another file (and stays when the
+    write fails before it)."""
+    def remove_old_checksum():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(checksum_path(path))
+
+    write_atomic(path, payload, before_replace=remove_old_checksum)
     digest = hashlib.sha256(payload).hexdigest()
     write_atomic(checksum_path(path), f"{digest}  {os.path.basename(os.fspath(path))}\n".encode())
 

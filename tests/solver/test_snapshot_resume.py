@@ -98,11 +98,12 @@ def test_failed_snapshot_leaves_the_previous_one_and_no_temporary_files(tmp_path
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(ConfigError, match="No space"):
         solver.snapshot()
     monkeypatch.undo()
     assert (open(model, "rb").read(), open(state, "rb").read()) == before
-    assert sorted(os.listdir(tmp_path)) == ["s_iter_2.caffemodel", "s_iter_2.solverstate"]
+    assert sorted(os.listdir(tmp_path)) == ["s_iter_2.caffemodel", "s_iter_2.caffemodel.sha256",
+                                            "s_iter_2.solverstate", "s_iter_2.solverstate.sha256"]
 
 
 def test_restore_from_another_net_or_solver_type_is_a_clear_error(tmp_path):
