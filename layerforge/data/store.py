@@ -116,6 +116,22 @@ def _is_leveldb(path):
     return (Path(path) / "CURRENT").is_file()
 
 
+def _open_lmdb(source):
+    """A read-only lmdb Environment of `source`, checked to be whole: a data.mdb shorter than
+    the pages its header counts would crash the process (SIGBUS) when read."""
+    try:
+        env = lmdb.open(str(source), readonly=True, lock=False)
+    except lmdb.Error as err:
+        raise DatasetError(f"{source}: not a readable LMDB (corrupt or truncated: {err}); rebuild it") from None
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = os.path.getsize(Path(source) / "data.mdb")
+    if size < needed:
+        env.close()
+        raise DatasetError(f"{source}: the LMDB is truncated (data.mdb has {size:,} of its {needed:,} bytes: "
+                           f"an interrupted copy or a full disk?); rebuild it")
+    return env
+
+
 def count_records(path, backend="lmdb"):
     """Number of records in the database at `path`, or None when there is none."""
     if backend == "leveldb":
@@ -130,9 +146,9 @@ def count_records(path, backend="lmdb"):
     if not _is_lmdb(path):
         return None
     try:
-        with lmdb.open(str(path), readonly=True, lock=False) as env:
+        with _open_lmdb(path) as env:
             return env.stat()["entries"]
-    except lmdb.Error:
+    except DatasetError:
         return None
 
 
@@ -145,6 +161,9 @@ def _decode(datum, source, key):
             raise DatasetError(f"{source}: record {key}: cannot decode the encoded image: {err}") from err
         return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     shape = (datum.channels, datum.height, datum.width)
+    if 0 in shape:
+        raise DatasetError(f"{source}: record {key!r} holds no image ({shape[0]}x{shape[1]}x{shape[2]}): "
+                           f"the database is damaged; rebuild it")
     if datum.data:
         pixels = np.frombuffer(datum.data, np.uint8)
     else:
@@ -176,7 +195,7 @@ def _read_datums(source, count, items):
             raise DatasetError(
                 f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
                 f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
-                f"all records must have one size (rebuild with --resize HxW)")
+                f"all records must have one size (for images of several sizes, rebuild with --resize HxW)")
         images[i] = image
         labels[i] = datum.label
     return images, labels
@@ -193,8 +212,11 @@ def read_lmdb(path):
         raise DatasetError(f"{source}: no LMDB there (expected a directory holding data.mdb){hint}; "
                            f"build one with `layerforge data mnist --out DIR` or "
                            f"`layerforge data images --out DIR ROOT`")
-    with lmdb.open(str(source), readonly=True, lock=False) as env, env.begin() as txn:
-        return _read_datums(source, env.stat()["entries"], txn.cursor())
+    try:
+        with _open_lmdb(source) as env, env.begin() as txn:
+            return _read_datums(source, env.stat()["entries"], txn.cursor())
+    except lmdb.Error as err:
+        raise DatasetError(f"{source}: the LMDB is corrupt ({type(err).__name__}: {err}); rebuild it") from None
 
 
 def read_leveldb(path):
