@@ -174,8 +174,10 @@ def _decode(datum, source, key):
     return pixels.reshape(shape)
 
 
-def _read_datums(source, count, items):
-    """(images, labels) of `count` (key, serialized Datum) items, all of the first one's size and kind."""
+def _read_datums(source, count, items, keys=None):
+    """(images, labels) of `count` (key, serialized Datum) items, all of the first one's size and
+    kind; labels must be class indices (>= 0) and float pixels finite. `keys`, a list, gets
+    every record's key."""
     if count == 0:
         raise DatasetError(f"{source}: the database holds no records")
     datum = pb.Datum()
@@ -196,15 +198,24 @@ def _read_datums(source, count, items):
                 f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
                 f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
                 f"all records must have one size (for images of several sizes, rebuild with --resize HxW)")
+        if datum.label < 0:
+            raise DatasetError(f"{source}: record {key}: label {datum.label} is negative; labels are class "
+                               f"indices 0, 1, 2, ...")
+        if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
+            raise DatasetError(f"{source}: record {key}: {int(np.sum(~np.isfinite(image)))} pixel(s) are "
+                               f"NaN or infinite")
         images[i] = image
         labels[i] = datum.label
+        if keys is not None:
+            keys.append(key)
     return images, labels
 
 
-def read_lmdb(path):
+def read_lmdb(path, keys=None):
     """All records of an LMDB: (images N×C×H×W uint8 or float32, labels int64 N).
 
-    Every record must have the first record's size and kind (uint8 or float).
+    Every record must have the first record's size and kind (uint8 or float). A list passed
+    as `keys` gets the records' keys, in order.
     """
     source = Path(path)
     if not _is_lmdb(source):
@@ -214,12 +225,12 @@ def read_lmdb(path):
                            f"`layerforge data images --out DIR ROOT`")
     try:
         with _open_lmdb(source) as env, env.begin() as txn:
-            return _read_datums(source, env.stat()["entries"], txn.cursor())
+            return _read_datums(source, env.stat()["entries"], txn.cursor(), keys)
     except lmdb.Error as err:
         raise DatasetError(f"{source}: the LMDB is corrupt ({type(err).__name__}: {err}); rebuild it") from None
 
 
-def read_leveldb(path):
+def read_leveldb(path, keys=None):
     """All records of a LevelDB, as read_lmdb reads an LMDB."""
     import plyvel
     source = Path(path)
@@ -230,14 +241,15 @@ def read_leveldb(path):
     try:
         with plyvel.DB(str(source), create_if_missing=False) as db:
             count = sum(1 for _ in db.iterator(include_value=False))
-            return _read_datums(source, count, db.iterator())
+            return _read_datums(source, count, db.iterator(), keys)
     except plyvel.Error as err:
         raise DatasetError(f"{source}: cannot open the LevelDB: {err}") from err
 
 
-def read_db(path, backend="lmdb"):
-    """All records of the database at `path` with the named backend ("lmdb" or "leveldb")."""
-    return (read_leveldb if backend == "leveldb" else read_lmdb)(path)
+def read_db(path, backend="lmdb", keys=None):
+    """All records of the database at `path` with the named backend ("lmdb" or "leveldb");
+    a list passed as `keys` gets the records' keys."""
+    return (read_leveldb if backend == "leveldb" else read_lmdb)(path, keys)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

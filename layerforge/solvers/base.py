@@ -44,6 +44,7 @@ import numpy as np
 from layerforge import distributed
 from layerforge.io import ConfigError
 from layerforge.kernels.updates import sum_squares
+from layerforge.layer import LayerError
 from layerforge.solvers import checkpoint, lr_policies
 from layerforge.solvers.guard import DivergenceGuard
 from layerforge.solvers.monitors import EarlyStopping, LossAverage, Plateau, monitored_value
@@ -161,7 +162,10 @@ class Solver:
                     break
             self.guard.keep(self.iter, lambda: checkpoint.serialize(self))
             self._emit({"event": "iteration_start", "iter": self.iter})
-            loss = self._forward_backward()
+            try:
+                loss = self._forward_backward()
+            except LayerError as err:
+                self._bad_batch(err)
             if self.world is not None:
                 self._average_over_ranks(loss)
             self.loss_average.observe(loss)
@@ -257,6 +261,21 @@ class Solver:
                 self._diverge(f"Iteration {self.iter}: the loss is {loss}; {where}", layer)
             total += loss
         return total / self.param.iter_size
+
+    def _bad_batch(self, err):
+        """A layer refused this iteration's batch (e.g. a label out of range): snapshot the state
+        before it (this iteration's update is not applied) and raise a ConfigError naming the
+        iteration and, when the layer says which item, the record it came from."""
+        records = [record for layer in self.net.layers.values() if hasattr(layer, "batch_records")
+                   for record in layer.batch_records(getattr(err, "item", -1))]
+        where = f" (batch item {err.item}: {', '.join(records)})" if records else ""
+        saved = ""
+        if self.world is None:
+            model_path, state_path = self.snapshot()
+            saved = (f"; the weights before it are saved in {model_path} and {state_path} (resuming "
+                     f"continues after this batch)")
+        self._emit({"event": "stop", "iter": self.iter, "reason": "bad_input"})
+        raise ConfigError(f"Iteration {self.iter}: {err}{where}{saved}") from err
 
     def _diverge(self, message, layer):
         """Snapshot the last truly good state and raise TrainingDiverged."""
