@@ -112,3 +112,16 @@ def test_files_without_a_checksum_load_as_before(tmp_path):
     net.save(tmp_path / "w.caffemodel")
     os.unlink(tmp_path / "w.caffemodel.sha256")      # as Caffe writes it
     Net(solver_param(linear_net(), "").net_param, weights=tmp_path / "w.caffemodel")
+
+
+def test_drawings_and_checksums_get_the_umask_mode(tmp_path):
+    (tmp_path / "n.prototxt").write_text(
+        'name: "n"\nlayer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 } } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "y" inner_product_param { num_output: 2 } }\n')
+    code = ("import os, sys; os.umask(0o022); from layerforge import Net; from layerforge.cli import main; "
+            f"main(['draw', 'n.prototxt', 'n.dot']); Net('n.prototxt').save('w.caffemodel')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    for name in ("n.dot", "w.caffemodel", "w.caffemodel.sha256"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o644, name
