@@ -5,6 +5,10 @@ import os
 import numpy as np
 
 
+class BlobSizeError(ValueError):
+    """A blob of this shape cannot be allocated."""
+
+
 def _memory_bytes():
     """The machine's physical memory, or None where the system does not say."""
     try:
@@ -14,18 +18,18 @@ def _memory_bytes():
 
 
 def _allocate(shape, dtype):
-    """data and diff arrays of `shape`; sizes beyond the machine's memory are a ValueError
-    naming the bytes asked for (numpy's zeros would promise them and fail when touched)."""
+    """data and diff arrays of `shape`; sizes beyond the machine's memory are a BlobSizeError
+    (a ValueError) naming the bytes asked for (numpy's zeros would promise them and fail when touched)."""
     asked = 2 * math.prod(shape) * dtype.itemsize
     memory = _memory_bytes()
     if memory is not None and asked > memory:
-        raise ValueError(f"a blob of shape {shape} ({dtype.name}, with its diff) needs {asked:,} bytes, "
-                         f"more than this machine's {memory:,} bytes of memory")
+        raise BlobSizeError(f"a blob of shape {shape} ({dtype.name}, with its diff) needs {asked:,} bytes, "
+                            f"more than this machine's {memory:,} bytes of memory")
     try:
         return np.zeros(shape, dtype), np.zeros(shape, dtype)
     except (MemoryError, ValueError) as err:
-        raise ValueError(f"a blob of shape {shape} ({dtype.name}, with its diff) needs {asked:,} bytes, "
-                         f"which cannot be allocated: {err}") from None
+        raise BlobSizeError(f"a blob of shape {shape} ({dtype.name}, with its diff) needs {asked:,} bytes, "
+                            f"which cannot be allocated: {err}") from None
 
 
 class Blob:
