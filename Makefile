@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test proto protobuf-range demo bench clean
+.PHONY: install test proto protobuf-range demo demo-triplet omniglot bench clean
 
 # The demo: MNIST Siamese net of the MyCaffe tutorial, scored by nearest class centroid.
 DEMO_SOLVER := solvers/mnist_siamese_solver.prototxt
@@ -14,6 +14,16 @@ DEMO_WEIGHTS := $(DEMO_PREFIX)_iter_$(DEMO_ITERS).caffemodel
 # The trained weights with each class centroid the exact mean of its training encodings.
 DEMO_FINAL := $(DEMO_PREFIX)_final.caffemodel
 LF := $(PY) -m layerforge
+# Triplet variant: the same encoder trained with a triplet loss (prototxt/mnist_triplet_train_test.prototxt).
+TRIPLET_SOLVER := solvers/mnist_triplet_solver.prototxt
+TRIPLET_ITERS := $(shell sed -n 's/^max_iter: *//p' $(TRIPLET_SOLVER))
+TRIPLET_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(TRIPLET_SOLVER))
+# $(call score,WEIGHTS,FINAL): set exact class centroids under WEIGHTS (saved as FINAL), then
+# print the nearest-centroid accuracy on the 10 000 MNIST test digits.
+score = $(LF) centroids --model prototxt/mnist_siamese_deploy.prototxt --weights $(1) \
+	    --source data/mnist/mnist_train_lmdb --out $(2); \
+	echo "Nearest-centroid accuracy on the 10000 MNIST test digits:"; \
+	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(2) --iterations 100
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,10 +48,7 @@ demo: install
 	@start=$$(date +%s); set -e; \
 	$(LF) data mnist --out data/mnist; \
 	$(LF) train --solver $(DEMO_SOLVER); \
-	$(LF) centroids --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_WEIGHTS) \
-	    --source data/mnist/mnist_train_lmdb --out $(DEMO_FINAL); \
-	echo "Nearest-centroid accuracy on the 10000 MNIST test digits:"; \
-	$(LF) test --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_FINAL) --iterations 100; \
+	$(call score,$(DEMO_WEIGHTS),$(DEMO_FINAL)); \
 	$(LF) plot $(DEMO_PREFIX)_log.jsonl --out $(DEMO_PREFIX)_curves.png; \
 	$(LF) embed --model prototxt/mnist_siamese_deploy.prototxt --weights $(DEMO_FINAL) \
 	    --blob feat --iterations 20 --out $(DEMO_PREFIX)_embedding.png; \
@@ -49,9 +56,41 @@ demo: install
 	echo "2-D embedding of 2000 test digits: $(DEMO_PREFIX)_embedding.png"; \
 	echo "Wall time: $$(( $$(date +%s) - start )) s"
 
+# One-shot Omniglot: train on six background alphabets, score 20-way within-alphabet trials on
+# the two held out (the smallest with at least 20 characters outside the shared Greek and Latin).
+OMNIGLOT_SOLVER := solvers/omniglot_siamese_solver.prototxt
+OMNIGLOT_ITERS := $(shell sed -n 's/^max_iter: *//p' $(OMNIGLOT_SOLVER))
+OMNIGLOT_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(OMNIGLOT_SOLVER))
+OMNIGLOT_TRAIN := Greek,Japanese_(katakana),Korean,Latin,Sanskrit,Tagalog
+OMNIGLOT_HELD_OUT := Balinese,Early_Aramaic
+
+omniglot: install
+	@if [ -z "$$LAYERFORGE_OMNIGLOT" ]; then \
+	    echo "make omniglot: skipped: set LAYERFORGE_OMNIGLOT to the folder holding Omniglot's" \
+	         "images_background_small1.zip and images_background_small2.zip"; exit 0; fi; \
+	start=$$(date +%s); set -e; \
+	$(LF) data omniglot --out data/omniglot/train --resize 28x28 --alphabets '$(OMNIGLOT_TRAIN)'; \
+	$(LF) data omniglot --out data/omniglot/val --resize 28x28 --alphabets '$(OMNIGLOT_HELD_OUT)'; \
+	$(LF) train --solver $(OMNIGLOT_SOLVER); \
+	cp $(OMNIGLOT_PREFIX)_iter_$(OMNIGLOT_ITERS).caffemodel $(OMNIGLOT_PREFIX)_final.caffemodel; \
+	echo "20-way one-shot accuracy within the held-out alphabets $(OMNIGLOT_HELD_OUT):"; \
+	$(LF) oneshot --model prototxt/omniglot_siamese_deploy.prototxt --weights $(OMNIGLOT_PREFIX)_final.caffemodel \
+	    --alphabets '$(OMNIGLOT_HELD_OUT)' --ways 20 --trials 1000; \
+	echo "Weights: $(OMNIGLOT_PREFIX)_final.caffemodel"; \
+	echo "Wall time: $$(( $$(date +%s) - start )) s"
+
+demo-triplet: install
+	@start=$$(date +%s); set -e; \
+	$(LF) data mnist --out data/mnist; \
+	$(LF) train --solver $(TRIPLET_SOLVER); \
+	$(call score,$(TRIPLET_PREFIX)_iter_$(TRIPLET_ITERS).caffemodel,$(TRIPLET_PREFIX)_final.caffemodel); \
+	echo "Wall time: $$(( $$(date +%s) - start )) s"
+
+# PyTorch for the side-by-side figures: the CPU build the machine keeps on disk.
 bench: install
-	$(PY) -m pip install --quiet torch
+	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) benchmarks/siamese_step.py
+	$(PY) benchmarks/shared_machine.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

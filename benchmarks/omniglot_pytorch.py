@@ -1,10 +1,17 @@
-"""The Omniglot one-shot recipe of prototxt/omniglot_siamese_train_test.prototxt in PyTorch.
+"""The Omniglot recipe of prototxt/omniglot_siamese_train_test.prototxt and its solver, in PyTorch.
 
-Same data (layerforge.data.omniglot reads the zips), the same held-out alphabets, pairs,
-augmentation ranges, net, loss and solver settings, and the same seeded 20-way
-within-alphabet trials (layerforge.tools.oneshot), so the accuracy is comparable with
-`make omniglot`. Usage (needs torch and LAYERFORGE_OMNIGLOT):
-    python benchmarks/omniglot_pytorch.py [--iters 3000] [--size 28]
+The pairs and their augmentation come from layerforge's own Data layer (built from the same
+prototxt, phase TRAIN: balanced pairs, different_within_group, Koch's affine warp), so only
+the net, losses and solver run in PyTorch: the same Conv-4 encoder (conv 3x3 without bias,
+BatchNorm with Caffe's moving-average fraction 0.999, ReLU, 2x2 max pooling; FC 64 "feat"),
+ContrastiveLoss (margin 1, Caffe's 1/2N normalisation) on the two encodings of each pair plus
+a softmax classifier on every image, msra / xavier initialisation as Caffe's fillers draw
+them, biases at twice the learning rate, Adam (lr 0.001, betas 0.9/0.999) with the rate cut
+tenfold at the solver's stepvalue. It is then scored as `make omniglot` scores layerforge:
+`layerforge oneshot --alphabets` trials (seed 0) on the held-out alphabets.
+
+Usage (needs torch, and data/omniglot/{train,val} from `make omniglot` or
+`layerforge data omniglot`): python benchmarks/omniglot_pytorch.py [--iters N] [--threads 2]
 """
 import argparse
 import math
@@ -16,119 +23,114 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from google.protobuf import text_format
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from layerforge.data.omniglot import load_omniglot  # noqa: E402
-from layerforge.tools.oneshot import euclidean_scores, score_trials, within_group_trials  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from layerforge import io  # noqa: E402
+from layerforge.proto import layerforge_pb2 as pb  # noqa: E402
+from layerforge.testing import make_layer  # noqa: E402
+from layerforge.tools import oneshot  # noqa: E402
 
-HELD_OUT = ("Balinese", "Early_Aramaic")
-
-
-def encoder(size, width, feat, bn, classes):
-    layers, channels = [], 1
-    for _ in range(4):
-        layers += [nn.Conv2d(channels, width, 3, padding=1)]
-        layers += [nn.BatchNorm2d(width)] if bn else []
-        layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
-        channels = width
-    side = size
-    for _ in range(4):
-        side = math.ceil(side / 2)
-    body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * side * side, feat))
-    head = nn.Linear(feat, classes) if classes else None
-    return body, head
+NET = os.path.join(ROOT, "prototxt", "omniglot_siamese_train_test.prototxt")
+SOLVER = os.path.join(ROOT, "solvers", "omniglot_siamese_solver.prototxt")
+HELD_OUT = ["Balinese", "Early_Aramaic"]
 
 
-def affine(x, rng, rotation, shear, scale, translate):
-    """Random affine warp per image (bilinear, zero fill) like layerforge's augmentation."""
-    n, _, h, w = x.shape
-    a = np.radians(rng.uniform(-rotation, rotation, n))
-    sh = rng.uniform(-shear, shear, n)
-    s = rng.uniform(1 - scale, 1 + scale, n)
-    t = rng.uniform(-translate, translate, (n, 2)) * 2 / np.array([w, h])
-    cos, sin = np.cos(a), np.sin(a)
-    # output -> input map (normalised coords): inverse of scale·rotation·shear
-    m = np.zeros((n, 2, 3))
-    m[:, 0, 0], m[:, 0, 1] = cos / s, (sin + sh * cos) / s
-    m[:, 1, 0], m[:, 1, 1] = -sin / s, (cos - sh * sin) / s
-    m[:, :, 2] = t
-    grid = F.affine_grid(torch.tensor(m, dtype=torch.float32), x.shape, align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+def caffe_xavier(weight):
+    bound = math.sqrt(3.0 / (weight[0].numel()))        # Caffe: uniform ±sqrt(3 / fan_in)
+    nn.init.uniform_(weight, -bound, bound)
+
+
+class Encoder(nn.Module):
+    def __init__(self, width=32, feat=64, size=28):
+        super().__init__()
+        layers, channels = [], 1
+        for _ in range(4):
+            conv = nn.Conv2d(channels, width, 3, padding=1, bias=False)
+            nn.init.normal_(conv.weight, 0, math.sqrt(2.0 / conv.weight[0].numel()))   # Caffe msra
+            layers += [conv, nn.BatchNorm2d(width, momentum=0.001), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            channels = width
+            size = math.ceil(size / 2)
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.feat = nn.Linear(width * size * size, feat)
+        caffe_xavier(self.feat.weight)
+        nn.init.zeros_(self.feat.bias)
+
+    def forward(self, x):
+        return self.feat(self.body(x))
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=28)
-    parser.add_argument("--iters", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--feat", type=int, default=64)
-    parser.add_argument("--bn", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--margin", type=float, default=1.0)
-    parser.add_argument("--within", type=float, default=0.5, help="share of negatives from the same alphabet")
-    parser.add_argument("--softmax", type=float, default=0.0, help="weight of a classification loss")
-    parser.add_argument("--aug", type=int, default=1)
-    parser.add_argument("--trials", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    solver = io.read_solver(SOLVER)
+    parser.add_argument("--iters", type=int, default=solver.max_iter)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--eval-at", default="1000,2000", metavar="LIST",
+                        help="also score the one-shot accuracy after these iterations (default: 1000,2000)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    rng = np.random.default_rng(1)
-    start = time.time()
-    full = load_omniglot(size=(args.size, args.size))
-    alphabets = np.array(full.alphabets)
-    train_classes = np.flatnonzero(~np.isin(alphabets, HELD_OUT))
-    keep = np.isin(full.labels, train_classes)
-    images = torch.tensor(full.images[keep], dtype=torch.float32) / 255
-    labels = np.searchsorted(train_classes, full.labels[keep])
-    groups = np.unique(alphabets[train_classes], return_inverse=True)[1]
-    by_class = [np.flatnonzero(labels == c) for c in range(len(train_classes))]
-    same_group = [np.flatnonzero((groups == groups[c]) & (np.arange(len(groups)) != c)) for c in range(len(groups))]
-    body, head = encoder(args.size, args.width, args.feat, args.bn, len(train_classes) if args.softmax else 0)
-    params = list(body.parameters()) + (list(head.parameters()) if head else [])
-    opt = torch.optim.Adam(params, lr=args.lr)
-    print(f"train {len(train_classes)} classes ({', '.join(sorted(set(alphabets[train_classes])))}), "
-          f"held out {', '.join(HELD_OUT)}; {len(images)} images at {args.size}", flush=True)
+    os.chdir(ROOT)
+
+    train_param = next(layer for layer in io.read_net(NET).layer
+                       if layer.type == "Data" and layer.include[0].phase == pb.TRAIN)
+    data_layer, _, tops = make_layer(text_format.MessageToString(train_param), [], "TRAIN", 1, np.float32, 2)
+    classes = next(layer for layer in io.read_net(NET).layer if layer.name == "classifier")
+    classes = classes.inner_product_param.num_output
+
+    encoder = Encoder()
+    classifier = nn.Linear(64, classes)
+    caffe_xavier(classifier.weight)
+    nn.init.zeros_(classifier.bias)
+    biases = [encoder.feat.bias, classifier.bias]
+    others = [p for p in list(encoder.parameters()) + list(classifier.parameters())
+              if all(p is not b for b in biases)]
+    optimizer = torch.optim.Adam([{"params": others, "lr": solver.base_lr},
+                                  {"params": biases, "lr": 2 * solver.base_lr}],
+                                 betas=(solver.momentum, solver.momentum2), eps=solver.delta)
+    steps = list(solver.stepvalue)
+    eval_at = {int(i) for i in args.eval_at.split(",") if i}
+    start, cpu = time.time(), time.process_time()
     for it in range(args.iters):
-        first = rng.integers(0, len(labels), args.batch)
-        c = labels[first]
-        match = np.arange(args.batch) % 2 == 0
-        other = (c + 1 + rng.integers(0, len(by_class) - 1, args.batch)) % len(by_class)
-        hard = rng.random(args.batch) < args.within
-        for i in np.flatnonzero(hard):
-            other[i] = rng.choice(same_group[c[i]])
-        partner_class = np.where(match, c, other)
-        partner = np.array([rng.choice(by_class[k]) for k in partner_class])
-        x1, x2 = images[first], images[partner]
-        if args.aug:
-            x1 = affine(x1, rng, 10, 0.3, 0.2, 2 * args.size / 105 * 2)
-            x2 = affine(x2, rng, 10, 0.3, 0.2, 2 * args.size / 105 * 2)
-        body.train()
-        h = body(torch.cat([x1, x2]))
-        a, b = h[:args.batch], h[args.batch:]
+        if it in steps:
+            for group in optimizer.param_groups:
+                group["lr"] *= solver.gamma
+        data_layer.forward([], tops)
+        pairs = torch.from_numpy(tops[0].data.reshape(-1, 1, 28, 28).copy())
+        labels = torch.from_numpy(tops[1].data.reshape(-1).astype(np.int64))
+        encoder.train()
+        feat = encoder(pairs)
+        a, b = feat[0::2], feat[1::2]
+        similar = (labels[0::2] == labels[1::2]).float()
         d = (a - b).pow(2).sum(1).add(1e-12).sqrt()
-        y = torch.tensor(match, dtype=torch.float32)
-        loss = (y * d.pow(2) + (1 - y) * F.relu(args.margin - d).pow(2)).mean() / 2
-        if head is not None:
-            loss = loss + args.softmax * F.cross_entropy(head(h), torch.tensor(np.concatenate([c, partner_class])))
-        opt.zero_grad()
+        contrastive = (similar * d.pow(2) + (1 - similar) * F.relu(1 - d).pow(2)).sum() / (2 * len(d))
+        loss = contrastive + F.cross_entropy(classifier(feat), labels)
+        optimizer.zero_grad()
         loss.backward()
-        opt.step()
-        if it % 250 == 0 or it == args.iters - 1:
-            print(f"iter {it} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-    train_time = time.time() - start
-    body.eval()
-    test = np.isin(alphabets[full.labels], HELD_OUT)
+        optimizer.step()
+        if it % solver.display == 0 or it == args.iters - 1:
+            print(f"Iteration {it}, loss = {loss.item():.4f} (contrastive {contrastive.item():.4f}), "
+                  f"{time.time() - start:.0f} s", flush=True)
+        if it + 1 in eval_at and it + 1 < args.iters:
+            print(f"Iteration {it + 1}: {one_shot(encoder, args.trials).line()}", flush=True)
+    wall, cpu = time.time() - start, time.process_time() - cpu
+    data_layer.close()
+    print(f"PyTorch {torch.__version__}, {args.iters} iterations, {args.threads} threads: "
+          f"training {wall:.0f} s wall, {cpu:.0f} s CPU (with the evaluations at {args.eval_at})")
+    print(f"{one_shot(encoder, args.trials).line()} [held out: {', '.join(HELD_OUT)}]")
+
+
+def one_shot(encoder, trials):
+    """20-way trials within the held-out alphabets, drawn as `layerforge oneshot --seed 0` draws them."""
+    encoder.eval()
+    rng = np.random.default_rng(0)
+    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (28, 28), 20, trials, rng)
     with torch.no_grad():
-        enc = body(torch.tensor(full.images[test], dtype=torch.float32) / 255).numpy()
-    labels_t = full.labels[test]
-    groups_t = np.unique(alphabets, return_inverse=True)[1]
-    query, support = within_group_trials(labels_t, groups_t, full.drawers[test], 20, args.trials,
-                                         np.random.default_rng(0))
-    result = score_trials(euclidean_scores(enc), query, support, np.random.default_rng(0))
-    print(f"PyTorch {vars(args)}")
-    print(result.line() + f" [held out: {', '.join(HELD_OUT)}]; train {train_time:.0f} s")
+        encodings = encoder(torch.from_numpy(images.astype(np.float32) * 0.00390625)).numpy()
+    encoder.train()
+    return oneshot.score_trials(oneshot.euclidean_scores(encodings), query, support, rng)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The `layerforge` binary, Caffe's `caffe` tool in Python: train, test, time, draw, plot,
-embed, oneshot, centroids and data sub-commands. `python -m layerforge` is the same program.
+embed, oneshot, centroids, upgrade and data sub-commands. `python -m layerforge` is the same program.
 
 Each command is one small function registered with `@command(name, arguments, help=...)`, as
 Caffe's tool registers its actions: `arguments(parser)` declares its options and the function
@@ -60,7 +60,8 @@ def group(name, help):
 
 
 # Caffe's tool (gflags) spells its flags with one dash: `-solver S`; main() reads them as `--solver`.
-CAFFE_FLAGS = ("solver", "model", "weights", "snapshot", "iterations", "phase", "gpu")
+CAFFE_FLAGS = ("solver", "model", "weights", "snapshot", "iterations", "phase", "gpu",
+               "gray", "shuffle", "encoded", "encode_type", "resize_height", "resize_width", "backend")
 
 
 def _caffe_spellings(argv):
@@ -159,13 +160,16 @@ def _train_arguments(p):
                    help="JSON-lines log path (default: <snapshot_prefix>_log.jsonl; "
                         "appended to when resuming)")
     p.add_argument("--quiet", action="store_true", help="no log lines, only warnings and results")
+    p.add_argument("--no-progress", action="store_true",
+                   help="log lines instead of the progress bar on a terminal")
     _gpu_option(p)
 
 
 @command("train", _train_arguments, help="train a net with a solver prototxt", description=(
     "Build the solver and train until max_iter (or early stopping / Ctrl-C, which snapshots). "
-    "On a terminal a progress bar shows iterations, loss and the last test output; otherwise "
-    "Caffe-style log lines go to stderr. A JSON-lines log of every train/test/snapshot event "
+    "On a terminal a progress bar shows iterations, loss and the last test output (warnings "
+    "still print above it); otherwise, or with --no-progress, Caffe-style log lines go to "
+    "stderr. A JSON-lines log of every train/test/snapshot event "
     "is always written (for `layerforge plot`). The final test outputs are printed at the end."))
 def cmd_train(args):
     from layerforge.solvers import get_solver
@@ -188,11 +192,11 @@ def cmd_train(args):
             saved.update(event)
 
     with solver.hold_prefix(), JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
-        jsonl({"event": "start", "solver": os.fspath(args.solver), "weights": args.weights,
-               "resume": args.snapshot, "max_iter": solver.param.max_iter})
+        jsonl({"event": "start", "solver": os.fspath(args.solver), "net": solver.net.name,
+               "weights": args.weights, "resume": args.snapshot, "max_iter": solver.param.max_iter})
         solver.callbacks += [jsonl, remember_tests]
         log.info("Writing the JSON-lines training log to %s", log_path)
-        if _show_progress():
+        if _show_progress() and not args.no_progress:
             _solve_with_progress_bar(solver, args.snapshot)
         else:
             solver.solve(resume=args.snapshot)
@@ -225,11 +229,14 @@ def _show_progress():
 
 
 def _solve_with_progress_bar(solver, resume):
-    """Solve with a tqdm bar (iterations, smoothed loss, last test output); log lines are
-    printed above the bar instead of through it."""
+    """Solve with a tqdm bar (iterations, smoothed loss, last test output) in place of the
+    info log lines; warnings print above the bar. A resumed run's bar starts at the restored
+    iteration, so its rate and ETA count only the iterations run now."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    if resume is not None:
+        solver.restore(resume)
     bar = tqdm(total=solver.param.max_iter, initial=solver.iter, unit="iter",
                dynamic_ncols=True, file=sys.stderr)
     postfix = {}
@@ -248,9 +255,14 @@ def _solve_with_progress_bar(solver, resume):
         bar.set_postfix(postfix)
 
     solver.callbacks.append(update)
-    with logging_redirect_tqdm(loggers=[log]), bar:
-        solver.solve(resume=resume)
-        bar.update(max(0, solver.iter - bar.n))
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        with logging_redirect_tqdm(loggers=[log]), bar:
+            solver.solve()
+            bar.update(max(0, solver.iter - bar.n))
+    finally:
+        log.setLevel(level)
 
 
 def _headline(outputs):
@@ -384,25 +396,49 @@ def _embed_arguments(p):
                    help="batches to collect (default: 10)")
     p.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
                    help="net phase (default: TEST)")
+    p.add_argument("--images", metavar="DIR",
+                   help="encode this folder's images instead (one sub-folder per class; the net "
+                        "runs in phase RUN and its Input takes them, preprocessed as it says)")
     p.add_argument("--out", default="embed.png", metavar="PNG", help="output PNG (default: embed.png)")
 
 
-@command("embed", _embed_arguments, help="scatter-plot a net's 2-D encodings by class", description=(
+@command("embed", _embed_arguments, help="scatter-plot a net's encodings by class", description=(
     "Run the net, collect the encodings in --blob and their labels, and scatter them coloured "
-    "by class to a PNG (only the first 2 dimensions when there are more)."))
+    "by class to a PNG, with the class centroids of a Decode layer reading --blob marked. "
+    "Encodings wider than 2 are projected on their first two principal components (PCA; the "
+    "title says so). The encodings come from the net's own data layer (--phase TEST), or from "
+    "the images of --images; a net whose inputs nobody feeds (phase RUN without --images) is "
+    "refused rather than plotting the encoding of zeros."))
 def cmd_embed(args):
-    from layerforge.net import Net
-    from layerforge.tools.embed import collect_encodings, plot_embedding
+    import numpy as np
 
-    net = Net(args.model, args.phase, weights=args.weights)
+    from layerforge.net import Net
+    from layerforge.tools.embed import collect_encodings, decode_centroids, plot_embedding
+
     label_blob = args.label_blob
-    if label_blob is None and "label" in net.blobs:
-        label_blob = "label"
-    encodings, labels = collect_encodings(net, args.blob, label_blob, args.iterations)
+    if args.images:
+        from layerforge.tools.encode import ImageEncoder
+
+        encoder = ImageEncoder(args.model, args.weights)
+        files, images = encoder.read([args.images])
+        encodings, net = encoder.encode(images, args.blob), encoder.net
+        folders = [f.relative_to(args.images).parts[0] for f in files]
+        names = sorted(set(folders))
+        labels, label_blob = np.array([names.index(f) for f in folders]), f"folders of {args.images}"
+    else:
+        net = Net(args.model, args.phase, weights=args.weights)
+        if net.inputs:
+            raise CommandError(f"{args.model}: in phase {args.phase} the net reads its Input blobs "
+                               f"({', '.join(net.inputs)}), which nothing feeds here; use --phase TEST "
+                               f"(its Data layer) or --images DIR")
+        if label_blob is None and "label" in net.blobs:
+            label_blob = "label"
+        encodings, labels = collect_encodings(net, args.blob, label_blob, args.iterations)
     if labels is None:
         log.warning("No label blob: the points are not coloured by class; pass --label-blob "
                     "with the data layer's label top (e.g. sim)")
-    note = plot_embedding(encodings, labels, args.out, f"'{args.blob}'")
+    note = plot_embedding(encodings, labels, args.out, f"'{args.blob}' of {net.name or args.model}",
+                          decode_centroids(net, args.blob))
     if note:
         print(f"Note: '{args.blob}' is {note}")
     print(f"Wrote {args.out} ({len(encodings)} encodings of '{args.blob}'"
@@ -489,8 +525,9 @@ def _oneshot_arguments(p):
     "alphabet, as Lake draws them) or from Lake's run folders (--runs); Omniglot images are read "
     "as `layerforge data omniglot` reads them, resized to the net's input. Prints the accuracy "
     "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
-    "blob 'data' takes the images, transformed as its Data layer's transform_param does in "
-    "TEST, or else scaled by --scale; every image is encoded once. Seeded, so runs repeat."))
+    "blob 'data' takes the images, transformed as its Input layer's transform_param says (else "
+    "as its Data layer's does in TEST, else scaled by --scale); every image is encoded once. "
+    "Seeded, so runs repeat."))
 def cmd_oneshot(args):
     import numpy as np
 
@@ -543,28 +580,265 @@ def _omniglot_one_shot(args):
 
 def _centroids_arguments(p):
     _encoder_arguments(p)
-    p.add_argument("--source", required=True, metavar="LMDB",
-                   help="LMDB of labelled Datum records, e.g. the training set")
+    images = p.add_mutually_exclusive_group(required=True)
+    images.add_argument("--source", metavar="LMDB", help="LMDB of labelled Datum records, e.g. the training set")
+    images.add_argument("--images", metavar="DIR",
+                        help="folder with one sub-folder of images per class; class k is the k-th "
+                             "sub-folder in sorted order, as `data images` labels them")
     p.add_argument("--out", metavar="W", help="output .caffemodel (default: overwrite --weights)")
-    p.add_argument("--classes", metavar="LIST", help="comma-separated labels to use (default: all)")
+    p.add_argument("--classes", metavar="LIST",
+                   help="comma-separated classes to use: labels, or folder names with --images "
+                        "(default: all)")
 
 
 @command("centroids", _centroids_arguments, help="set a net's Decode centroids to exact class means",
          description=(
-    "Encode every image of --source with the trained net (phase RUN, transformed as its Data "
-    "layer does in TEST) and set each Decode layer's centroids to the mean encoding of each "
+    "Encode every image of --source (or --images) with the trained net (phase RUN, transformed "
+    "as its Input or Data layer's transform_param says) and set each Decode layer's centroids to the mean encoding of each "
     "class, in place of the moving average learned during training. Writes the weights with "
     "these centroids to --out (default: over --weights)."))
 def cmd_centroids(args):
+    import numpy as np
+
     from layerforge.tools import centroids as tool, oneshot
 
     net, images, labels, transform = _encodable_images(args)
+    if args.images:   # folder names -> the labels `data images` gives them
+        folders = sorted(entry.name for entry in os.scandir(args.images) if entry.is_dir())
+        labels = np.array([folders.index(name) for name in labels])
     done = tool.set_class_centroids(
         net, lambda blob: oneshot.net_encoder(net, blob, transform=transform), images, labels)
     out = args.out or args.weights
     net.save(out)
     for name, counts in done.items():
         print(f"{name}: centroids of {sum(counts > 0)} classes from {int(counts.sum())} images -> {out}")
+    return 0
+
+
+# ---------------------------------------------------------------- a trained net on image files
+
+def _image_net_arguments(p, blob=True):
+    p.add_argument("--model", required=True, metavar="M", help="deploy net prototxt (phase RUN is used)")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    if blob:
+        p.add_argument("--blob", default="feat", metavar="BLOB", help="encoding blob (default: feat)")
+    p.add_argument("--scale", type=float, default=0.00390625, metavar="S",
+                   help="pixel scale when the net has no transform_param (default: 1/256)")
+
+
+_IMAGES_NOTE = ("Images are files or folders (searched recursively for PNG/JPEG), read grayscale "
+                "or RGB as the net's input 'data' has 1 or 3 channels, resized to its height × "
+                "width and preprocessed as the net's Input (else Data) layer transform_param says.")
+
+
+def _encode_arguments(p):
+    _image_net_arguments(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--out", required=True, metavar="F.npz|F.csv",
+                   help="output: .npz (arrays 'images' and 'encodings') or .csv (image, e0, e1, ...)")
+
+
+@command("encode", _encode_arguments, help="encode image files with a trained net",
+         description="Run the net on each image and save the rows of --blob. " + _IMAGES_NOTE)
+def cmd_encode(args):
+    from layerforge.tools.encode import ImageEncoder, check_output, save_encodings
+
+    check_output(args.out)
+    encoder = ImageEncoder(args.model, args.weights, scale=args.scale)
+    files, images = encoder.read(args.images)
+    encodings = encoder.encode(images, args.blob)
+    log.info("Encoded %d images, transformed %s", len(files), encoder.how)
+    print(f"Wrote {save_encodings(args.out, files, encodings)} ({len(files)} encodings of "
+          f"'{args.blob}', {encodings.shape[1]} values each)")
+    return 0
+
+
+def _classify_arguments(p):
+    _image_net_arguments(p, blob=False)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--labels", metavar="labels.txt",
+                   help="class names, one per line in label order (as `data images` writes; "
+                        "default: the class numbers)")
+    p.add_argument("--out", metavar="F.csv", help="also write every image's distance to every class")
+
+
+@command("classify", _classify_arguments, help="classify image files by their nearest class centroid",
+         description=(
+    "Run the net on each image and print the class whose centroid (the net's Decode layer, "
+    "e.g. after `layerforge centroids`) is nearest to its encoding, with the Euclidean "
+    "distance, and the runner-up. " + _IMAGES_NOTE))
+def cmd_classify(args):
+    import numpy as np
+
+    from layerforge.tools.encode import ImageEncoder, class_names
+
+    encoder = ImageEncoder(args.model, args.weights, scale=args.scale)
+    files, images = encoder.read(args.images)
+    top = encoder.decode_top()
+    distances = np.sqrt(encoder.encode(images, top))
+    known = distances[0] < np.sqrt(np.finfo(np.float32).max) / 2   # an unknown class is at FLT_MAX
+    if not known.any():
+        raise CommandError(f"{args.weights}: the Decode layer knows no class centroid yet; "
+                           f"run `layerforge centroids` first")
+    names = class_names(args.labels, distances.shape[1])
+    order = np.argsort(np.where(known, distances, np.inf), axis=1)
+    for file, row, (first, second) in zip(files, distances, order[:, :2]):
+        runner_up = f"; next {names[second]} at {row[second]:.4g}" if known[second] else ""
+        print(f"{file}: {names[first]} (distance {row[first]:.4g}{runner_up})")
+    if args.out:
+        import csv
+
+        with open(args.out, "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["image", "class"] + [f"d_{name}" for name in names])
+            writer.writerows([str(f), names[o[0]], *(f"{d:.6g}" if k else "" for d, k in zip(row, known))]
+                             for f, o, row in zip(files, order, distances))
+        print(f"Wrote {args.out}")
+    return 0
+
+
+def _verify_arguments(p):
+    _image_net_arguments(p)
+    p.add_argument("first", metavar="A", help="image file (or folder: every image of it)")
+    p.add_argument("second", metavar="B", help="image file (or folder: every image of it)")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="largest distance still called 'same' (default: half the smallest distance "
+                        "between two class centroids of the net's Decode layer)")
+
+
+@command("verify", _verify_arguments, help="same or different: compare two images' encodings",
+         description=(
+    "Encode A and B and print 'same' when the Euclidean distance between their encodings is at "
+    "most the threshold, else 'different', with the distance and the threshold. Folders "
+    "compare every image of A with every image of B. " + _IMAGES_NOTE))
+def cmd_verify(args):
+    import numpy as np
+
+    from layerforge.tools.encode import ImageEncoder
+
+    encoder = ImageEncoder(args.model, args.weights, scale=args.scale)
+    threshold, why = args.threshold, "given"
+    if threshold is None:
+        threshold, why = encoder.centroid_spacing() / 2, "half the smallest centroid distance"
+    files_a, images_a = encoder.read([args.first])
+    files_b, images_b = encoder.read([args.second])
+    a, b = encoder.encode(images_a, args.blob), encoder.encode(images_b, args.blob)
+    for file_a, row_a in zip(files_a, a):
+        for file_b, row_b in zip(files_b, b):
+            distance = float(np.sqrt(((row_a - row_b) ** 2).sum()))
+            verdict, sign = ("same", "<=") if distance <= threshold else ("different", ">")
+            print(f"{file_a} {file_b}: {verdict} (distance {distance:.4g} {sign} threshold "
+                  f"{threshold:.4g}, {why})")
+    return 0
+
+
+def _export_arguments(p):
+    p.add_argument("--onnx", action="store_true",
+                   help="write ONNX (opset 13; the only format, so also the default)")
+    p.add_argument("model", metavar="M", help="deploy net prototxt (phase RUN is exported)")
+    p.add_argument("weights", metavar="W", help=".caffemodel weights")
+    p.add_argument("out", metavar="OUT.onnx", help="output file")
+
+
+@command("export", _export_arguments, help="export a trained net to ONNX", description=(
+    "Write the net's RUN phase with its weights as an ONNX model (checked by onnx's checker): "
+    "inputs are the net's Input blobs, with its transform_param (mean, scale) applied as in "
+    "Net.forward, so raw pixels go in; outputs are the net's outputs; the batch size is free. "
+    "A layer with no ONNX mapping is an error naming it."))
+def cmd_export(args):
+    from layerforge.tools.export import export_net
+
+    model = export_net(args.model, args.weights, args.out)
+    graph = model.graph
+    print(f"Wrote {args.out} (ONNX opset {model.opset_import[0].version}, {len(graph.node)} nodes; "
+          f"inputs {', '.join(i.name for i in graph.input)}; outputs {', '.join(o.name for o in graph.output)})")
+    return 0
+
+
+def _extract_arguments(p):
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt (with its data layer)")
+    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+    p.add_argument("--blobs", required=True, metavar="LIST", help="comma-separated blob names, e.g. feat,ip1")
+    p.add_argument("--out", required=True, metavar="F.npz|DB[,DB...]",
+                   help="a .npz (one array per blob, plus 'label' when the net has that blob), "
+                        "or one database folder per blob")
+    p.add_argument("--iterations", type=at_least(1), default=1, metavar="N",
+                   help="number of batches (default: 1)")
+    p.add_argument("--phase", choices=("TRAIN", "TEST", "RUN"), default="TEST",
+                   help="net phase (default: TEST)")
+    p.add_argument("--backend", choices=("lmdb", "leveldb"), default="lmdb",
+                   help="database kind for database outputs (default: lmdb)")
+
+
+@command("extract_features", _extract_arguments, help="Caffe's extract_features: save blobs' values",
+         description=(
+    "Run N forward passes and save the values of the named blobs: to a .npz, or, as Caffe's "
+    "tool does, to one database per blob holding one Datum per item (float_data, shaped "
+    "C×H×W; an N×D blob gives D×1×1)."))
+def cmd_extract_features(args):
+    import numpy as np
+
+    from layerforge.data.store import write_db
+    from layerforge.net import Net
+    from layerforge.tools.features import extract_features, feature_datums
+
+    blobs = args.blobs.split(",")
+    outs = args.out.split(",")
+    to_npz = len(outs) == 1 and outs[0].endswith(".npz")
+    if not to_npz and len(outs) != len(blobs):
+        raise CommandError(f"--out names {len(outs)} databases for {len(blobs)} blobs; give one per "
+                           f"blob, or one .npz")
+    net = Net(args.model, args.phase, weights=args.weights)
+    labels = "label" if to_npz and "label" in net.blobs and "label" not in blobs else None
+    features = extract_features(net, blobs + ([labels] if labels else []), args.iterations)
+    if to_npz:
+        np.savez(outs[0], **features)
+        print(f"Wrote {outs[0]} ({', '.join(f'{k} {v.shape}' for k, v in features.items())})")
+        return 0
+    for blob, out in zip(blobs, outs):
+        write_db(out, feature_datums(features[blob]), args.backend)
+        print(f"Wrote {out} ({len(features[blob])} items of '{blob}')")
+    return 0
+
+
+def _examples_arguments(p):
+    p.add_argument("dir", metavar="DIR", help="folder to copy them into (created if missing)")
+    p.add_argument("--force", action="store_true", help="overwrite example files that exist in DIR")
+
+
+@command("examples", _examples_arguments, help="copy the example nets and solvers into a folder",
+         description=(
+    "Copy the example nets (DIR/prototxt) and solvers (DIR/solvers) shipped with layerforge. "
+    "Their paths (prototxt/..., data/mnist/..., runs/...) are relative to DIR; run them from "
+    "there, or from anywhere: a relative path that does not exist in the working directory is "
+    "looked up beside the file that names it, then in the folder above."))
+def cmd_examples(args):
+    from layerforge.tools.examples import copy_examples
+
+    written = copy_examples(args.dir, args.force)
+    print(f"Copied {len(written)} files to {args.dir}: "
+          f"{', '.join(str(p.relative_to(args.dir)) for p in written)}")
+    print(f"Next: cd {args.dir} && layerforge data mnist --out data/mnist && "
+          "layerforge train --solver solvers/mnist_siamese_solver.prototxt")
+    return 0
+
+
+# ---------------------------------------------------------------- files
+
+def _upgrade_arguments(p):
+    p.add_argument("source", metavar="NET_OR_WEIGHTS", help="a net prototxt or a .caffemodel in Caffe's V0/V1 format")
+    p.add_argument("out", metavar="OUT", help="where to write the upgraded file (same format as the input)")
+
+
+@command("upgrade", _upgrade_arguments, help="upgrade a legacy V0/V1 net or weights file", description=(
+    "Caffe's upgrade_net_proto_text and upgrade_net_proto_binary: rewrite a V0/V1 net prototxt "
+    "(`layers { type: CONVOLUTION }`) or .caffemodel in the current format, as every command "
+    "does when it reads one. A .caffemodel is written binary, anything else as prototxt text."))
+def cmd_upgrade(args):
+    from layerforge.upgrade import upgrade_file
+
+    changed = upgrade_file(args.source, args.out)
+    print(f"Wrote {args.out}" + ("" if changed else f" ({args.source} was already in the current format)"))
     return 0
 
 

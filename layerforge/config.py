@@ -11,9 +11,24 @@ layerforge:
   `__pycache__`, else a user-wide folder under $XDG_CACHE_HOME or ~/.cache; when neither is
   writable (a read-only install and $HOME), layerforge sets it, before the first kernel is
   imported, to a private folder in the temporary directory (`numba_cache_fallback`).
+- OMP_WAIT_POLICY / GOMP_SPINCOUNT: when either is set, Numba's OpenMP workers keep that wait
+  policy; otherwise they start with a spin of WORKER_SPIN (see kernels/threads.py).
 """
 import os
 import tempfile
+
+# GNU OpenMP's spin before an idle Numba worker sleeps (GOMP_SPINCOUNT, in spin iterations;
+# libgomp's own default is 300 000). Short enough that a worker sharing its core with another
+# busy process soon gives the core up, long enough to span the gap between the kernels of a step.
+WORKER_SPIN = 10_000
+
+
+def worker_spin():
+    """The GOMP_SPINCOUNT layerforge starts Numba's workers with, or None when the user chose a
+    wait policy (OMP_WAIT_POLICY or GOMP_SPINCOUNT set)."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return None
+    return WORKER_SPIN
 
 
 def merge_twins():

@@ -104,15 +104,63 @@ def read_text_file(path):
         raise ConfigError(f"{path}: cannot read: {err}") from None
 
 
+# Input files a net names, as (LayerParameter field, its field).
+_NET_INPUTS = [("data_param", "source"), ("data_param", "mean_file"), ("transform_param", "mean_file"),
+               ("image_data_param", "source"), ("image_data_param", "mean_file"),
+               ("hdf5_data_param", "source"), ("window_data_param", "source"),
+               ("window_data_param", "mean_file")]
+
+
+def find_beside(path, folder):
+    """Where a relative path written in a file in `folder` points to: as given when it exists
+    relative to the working directory (Caffe's rule) or is absolute; else under `folder` or
+    the folder above it (a solver in solvers/ naming prototxt/..., a net in prototxt/ naming
+    data/...), whichever exists first; else as given, for the caller's not-found error."""
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    for base in (folder, os.path.dirname(folder)):
+        if os.path.exists(candidate := os.path.join(base, path)):
+            return candidate
+    return path
+
+
+def resolve_net_paths(net, folder):
+    """Point the input files of `net` (data sources, mean files) that do not exist relative to
+    the working directory at the ones beside its file in `folder` (find_beside)."""
+    for layer in net.layer:
+        for message, field in _NET_INPUTS:
+            if layer.HasField(message) and (value := getattr(getattr(layer, message), field)):
+                setattr(getattr(layer, message), field, find_beside(value, folder))
+    return net
+
+
 def read_net(path):
-    """NetParameter from a prototxt file; Caffe's legacy V0/V1 formats are upgraded."""
+    """NetParameter from a prototxt file; Caffe's legacy V0/V1 formats are upgraded, and
+    relative input paths resolved as find_beside does."""
     from layerforge.upgrade import upgrade_net
-    return upgrade_net(parse_text(read_text_file(path), pb.NetParameter(), str(path)), str(path))
+    net = upgrade_net(parse_text(read_text_file(path), pb.NetParameter(), str(path)), str(path))
+    return resolve_net_paths(net, os.path.dirname(os.path.abspath(path)))
 
 
 def read_solver(path):
-    """SolverParameter from a prototxt file."""
-    return parse_text(read_text_file(path), pb.SolverParameter(), str(path))
+    """SolverParameter from a prototxt file. Relative net files and the input files of inline
+    nets are resolved as find_beside does; so is snapshot_prefix, by its first folder (runs/
+    of runs/lenet/lenet): taken from beside the solver when that folder exists there and not
+    in the working directory, else left relative to the working directory (where it is
+    created, as Caffe does)."""
+    solver = parse_text(read_text_file(path), pb.SolverParameter(), str(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    if solver.net:
+        solver.net = find_beside(solver.net, folder)
+    if solver.train_net:
+        solver.train_net = find_beside(solver.train_net, folder)
+    solver.test_net[:] = [find_beside(net, folder) for net in solver.test_net]
+    for net in (solver.net_param, solver.train_net_param, *solver.test_net_param):
+        resolve_net_paths(net, folder)
+    first, _, rest = solver.snapshot_prefix.partition("/")
+    if rest and (found := find_beside(first, folder)) != first:
+        solver.snapshot_prefix = os.path.join(found, rest)
+    return solver
 
 
 def write_text(message, path):

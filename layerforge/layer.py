@@ -38,6 +38,7 @@ class Layer:
 
     def __init__(self, param, phase=0, rng=None):
         self.param = param
+        self.param_propagate_down = []   # per blob; the net sets False where lr_mult is 0
         self.phase = phase
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.blobs = BlobVec()
@@ -55,6 +56,11 @@ class Layer:
     def param_str(self):
         """python_param.param_str, for layers loaded through `type: "Python"`."""
         return self.param.python_param.param_str
+
+    def param_needs_gradient(self, index):
+        """Whether backward should compute blob `index`'s gradient (Caffe's param_propagate_down:
+        not for a frozen parameter, lr_mult 0). True unless the net said otherwise."""
+        return index >= len(self.param_propagate_down) or self.param_propagate_down[index]
 
     def error(self, message):
         return LayerError(f"layer '{self.name}' ({self.type_name}): {message}")
@@ -98,6 +104,11 @@ class Layer:
         twins may run as one batch); layers with an `axis` that could fold the batch axis
         override it."""
         return self.batch_independent
+
+    def prepare_input(self, index, value):
+        """For an input layer: the array to store in top `index` when the caller feeds `value`
+        (Net.forward(**inputs)); the default stores it as given."""
+        return value
 
     def get_state(self):
         """JSON-serialisable state beyond `self.blobs` (e.g. a data reader's position) that a

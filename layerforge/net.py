@@ -28,11 +28,11 @@ from layerforge.upgrade import upgrade_net
 log = logging.getLogger("layerforge")
 
 
-def _loss_weights(layer_param, layer):
+def _loss_weights(layer_param, layer, num_top):
     weights = list(layer_param.loss_weight)
     if not weights and layer.is_loss:
         weights = [1.0]
-    return weights + [0.0] * (len(layer_param.top) - len(weights))
+    return weights + [0.0] * (num_top - len(weights))
 
 
 class _LayerEntry:
@@ -96,6 +96,7 @@ class Net:
         self.entries = []
         self.layers = {}
         self.bottom_names, self.top_names = {}, {}
+        self._automatic = set()   # anonymous loss tops (not net outputs, as in Caffe)
         producers = {}
         seeds = np.random.SeedSequence(None if self.seed is None else self.seed)
         layer_seeds = seeds.spawn(len(self.param.layer))
@@ -115,8 +116,12 @@ class Net:
                                    f"any earlier layer in phase {PHASE_NAMES[self.phase]}.{hint} "
                                    f"Blobs so far: {known}")
                 bottom.append(self.blobs[name])
+            top_names = list(layer_param.top)
+            if not top_names and layer.is_loss:   # Caffe's AutoTopBlobs: a loss needs no named top
+                top_names = [f"{layer_param.name} (automatic)"]
+                self._automatic.add(top_names[0])
             top = []
-            for j, name in enumerate(layer_param.top):
+            for j, name in enumerate(top_names):
                 in_place = j < len(bottom_names) and bottom_names[j] == name
                 if in_place:
                     top.append(self.blobs[name])
@@ -137,8 +142,8 @@ class Net:
                 raise NetError(f"{self.source}: {err}") from err
             except (ValueError, TypeError, MemoryError) as err:   # a filler's, a Blob's, numpy's
                 raise NetError(f"{self._where(layer_param)}: {err}") from err
-            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, list(layer_param.top))
-            entry.loss_weights = _loss_weights(layer_param, layer)
+            entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, top_names)
+            entry.loss_weights = _loss_weights(layer_param, layer, len(top_names))
             self.entries.append(entry)
             self.layers[layer_param.name] = layer
             self.bottom_names[layer_param.name] = entry.bottom_names
@@ -151,8 +156,10 @@ class Net:
             for name in entry.bottom_names:
                 available.pop(name, None)
             available.update(dict.fromkeys(entry.top_names))
-        self.outputs = list(available)
-        self.inputs = [name for e in self.entries if e.layer.is_input for name in e.top_names]
+        self.outputs = [name for name in available if name not in self._automatic]
+        self._feeds = {name: (e.layer, index) for e in self.entries if e.layer.is_input
+                       for index, name in enumerate(e.top_names)}
+        self.inputs = list(self._feeds)
         self.loss = 0.0
 
     def _run_phase_bottoms(self, layer_param, layer):
@@ -207,7 +214,9 @@ class Net:
         need = {}                # blob name -> does it need a gradient
         learnable = {id(b): m for b, m in zip(self.learnable_params, self.lr_mults)}
         for entry in self.entries:
-            has_grad_params = any(learnable.get(id(b), 0) != 0 for b in entry.layer.blobs)
+            # Caffe's param_propagate_down: a parameter with lr_mult 0 gets no gradient.
+            entry.layer.param_propagate_down = [learnable.get(id(b), 0) != 0 for b in entry.layer.blobs]
+            has_grad_params = any(entry.layer.param_propagate_down)
             wants = [need.get(name, False) or self.force_backward for name in entry.bottom_names]
             entry.propagate_down = [
                 w and entry.layer.has_backward and
@@ -257,13 +266,15 @@ class Net:
                 entry.layer.backward(entry.top, entry.propagate_down, entry.bottom)
 
     def forward(self, **inputs):
-        """Run every layer; `inputs` fill Input-layer tops by name. Returns copies of the
-        output blobs (tops no layer reads), so results kept across calls stay as they were."""
+        """Run every layer; `inputs` fill Input-layer tops by name (through the Input layer's
+        transform_param, if it has one). Returns copies of the output blobs (tops no layer
+        reads), so results kept across calls stay as they were."""
         for name, value in inputs.items():
             if name not in self.inputs:
                 raise NetError(f"{self.source}: '{name}' is not an input of this net "
                                f"(inputs: {', '.join(self.inputs) or 'none'})")
-            value = np.asarray(value, self.dtype)
+            layer, index = self._feeds[name]
+            value = np.asarray(layer.prepare_input(index, np.asarray(value)), self.dtype)
             self.blobs[name].reshape(value.shape)
             self.blobs[name].data[...] = value
         loss = 0.0

@@ -22,6 +22,7 @@ from collections import Counter
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from layerforge.proto import is_repeated
 from layerforge.proto import layerforge_pb2 as pb
 
 
@@ -48,15 +49,15 @@ def _assign(message, name, value, where):
     if field is None:
         raise NetSpecError(f"{where}: {message.DESCRIPTOR.name} has no field '{name}'")
     values = value if isinstance(value, (list, tuple)) else [value]
-    if not field.is_repeated and isinstance(value, (list, tuple)):
+    if not is_repeated(field) and isinstance(value, (list, tuple)):
         raise NetSpecError(f"{where}: {message.DESCRIPTOR.name}.{name} takes one value, got {value!r}")
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         for item in values:
             if not isinstance(item, dict):
                 raise NetSpecError(f"{where}: {message.DESCRIPTOR.name}.{name} is a message; give a "
                                    f"dict of its fields, got {item!r}")
-            target = getattr(message, name).add() if field.is_repeated else getattr(message, name)
-            if not item and not field.is_repeated:
+            target = getattr(message, name).add() if is_repeated(field) else getattr(message, name)
+            if not item and not is_repeated(field):
                 target.SetInParent()
             for key, sub in item.items():
                 _assign(target, key, sub, where)
@@ -64,7 +65,7 @@ def _assign(message, name, value, where):
     if field.type == FieldDescriptor.TYPE_ENUM:
         values = [field.enum_type.values_by_name[v].number if isinstance(v, str) else v for v in values]
     try:
-        if field.is_repeated:
+        if is_repeated(field):
             getattr(message, name).extend(values)
         else:
             setattr(message, name, values[0])

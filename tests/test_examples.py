@@ -91,15 +91,19 @@ def test_siamese_twins_share_every_parameter(in_workdir):
     assert len(net.learnable_params) == 10
 
 
-def test_deploy_net_reads_the_train_nets_centroids(in_workdir, tmp_path):
-    train = Net(ROOT / "prototxt" / "mnist_siamese_train_test.prototxt", pb.TRAIN)
+@pytest.mark.parametrize("model", ["mnist_siamese_train_test.prototxt", "mnist_triplet_train_test.prototxt"])
+def test_deploy_net_reads_the_train_nets_centroids(model, in_workdir, tmp_path):
+    train = Net(ROOT / "prototxt" / model, pb.TRAIN)
     for _ in range(3):
         train.forward()
+    feat = train.params["feat"][0].data
+    feat[...] = np.arange(feat.size).reshape(feat.shape)  # not what a fresh deploy net would draw
     weights = tmp_path / "w.caffemodel"
     train.save(weights)
     deploy = Net(ROOT / "prototxt" / "mnist_siamese_deploy.prototxt", pb.RUN, weights=weights)
     centroids = train.params["decode1"][0].data
     np.testing.assert_array_equal(deploy.params["decode1"][0].data, centroids)
+    np.testing.assert_array_equal(deploy.params["feat"][0].data, feat)
     image = np.zeros((1, 1, 28, 28), np.float32)
     distances = deploy.forward(data=image)["decode1"]
     assert distances.shape == (1, centroids.shape[0])

@@ -366,3 +366,16 @@ def test_partial_weights_name_what_was_skipped_and_kept(tmp_path, caplog):
     assert any("ignoring source layer 'gone'" in m for m in messages)
     assert any("layer 'new' keeps its initial values" in m for m in messages)
     assert messages[-1].endswith("copied 1 of 2 layers with weights")
+
+
+def test_a_loss_layer_without_top_gets_an_anonymous_one_as_in_caffe():
+    text = INPUTS + ip("a", "x", "y", 5) + 'layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "t" }'
+    net = make_net(text)
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal((3, 4)), "x2": rng.standard_normal((3, 4)), "t": rng.standard_normal((3, 5))}
+    outputs = net.forward(**inputs)
+    y = net.blobs["y"].data
+    assert net.loss == pytest.approx(np.sum((y - inputs["t"]) ** 2) / 6)
+    assert "loss (automatic)" not in outputs and "loss (automatic)" not in net.param.layer[-1].top
+    net.backward()
+    assert net.params["a"][0].diff.any()

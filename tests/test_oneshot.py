@@ -186,6 +186,16 @@ def test_mnist_command_classes(fake_mnist, tmp_path, capsys):  # noqa: F811
     assert "invalid digit list (0-9, comma-separated) value: '5,x'" in capsys.readouterr().err
 
 
+def test_input_transform_leaves_the_images_raw_for_an_input_layer_that_transforms():
+    raw = np.full((2, 1, 4, 4), 128, np.uint8)
+    net = parse_text('layer { name: "d" type: "Data" top: "data" transform_param { scale: 0.1 } }\n'
+                     'layer { name: "in" type: "Input" top: "data" transform_param { scale: 0.5 '
+                     'crop_size: 2 } input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }', pb.NetParameter())
+    transform, shape, how = input_transform(net, 1.0, raw.shape[1:])
+    assert shape == (1, 2, 2) and how == "by the net's Input layer 'in' (scale 0.5, centre crop 2)"
+    assert transform(raw) is raw
+
+
 def raw_pixels(images):
     return images.reshape(len(images), -1).astype(np.float64)
 

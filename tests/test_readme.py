@@ -1,24 +1,51 @@
-"""The README's "Write your own layer" example runs as printed."""
+"""The README's Python examples run as printed."""
+import os
 import pathlib
 import re
 
 import numpy as np
 
 from layerforge import registry
+from layerforge.net import Net
+from layerforge.proto import layerforge_pb2 as pb
+from tests.test_examples import ROOT, workdir  # noqa: F401  (fixture: synthetic MNIST LMDBs, prototxt/)
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+def snippet(section):
+    return re.search(r"```python\n(.*?)```", README.read_text().split(f"## {section}", 1)[1], re.S).group(1)
+
+
 def test_custom_layer_example_runs(capsys):
-    section = README.read_text().split("## Write your own layer", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     try:
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(snippet("Write your own layer"), "README.md", "exec"), {})
         printed = capsys.readouterr().out
         expected = np.arange(6.0).reshape(2, 3) ** 2
         assert printed.split() == str(expected.astype(np.float32)).split()
     finally:
         registry._LAYERS.pop("Square", None)
+
+
+def test_python_api_example_runs(workdir, monkeypatch, capsys):  # noqa: F811
+    """In a folder laid out as after `make demo` (small synthetic LMDBs, barely trained weights)."""
+    monkeypatch.chdir(workdir)
+    if not (workdir / "solvers").exists():
+        (workdir / "solvers").symlink_to(ROOT / "solvers")
+    weights = workdir / "runs" / "mnist_siamese" / "mnist_siamese_final.caffemodel"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    train = Net(ROOT / "prototxt" / "mnist_siamese_train_test.prototxt", pb.TRAIN)
+    for _ in range(3):                                      # Decode learns the ten centroids
+        train.forward()
+    train.save(weights)
+    scope = {}
+    exec(compile(snippet("Python API"), "README.md", "exec"), scope)
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"accuracy on 500 test digits: [01]\.\d+", lines[0])
+    assert scope["distances"].shape == (200, 10)           # the synthetic test set has 200 digits
+    assert scope["net"].blobs["data"].data.max() < 1       # fed raw, scaled by the Input layer
+    assert scope["solver"].iter == 100 and lines[1].startswith("100 ")
+    assert os.path.samefile(os.getcwd(), workdir)
 
 
 def test_layer_test_case_example_passes(capsys):

@@ -1,9 +1,10 @@
-"""MNIST in IDX format: read (with md5 check and a download fallback) and convert to LMDB."""
+"""MNIST in IDX format: read (with md5 check and a download fallback) and convert to LMDB.
+
+Downloads and md5 checks go through pooch (retrieve to a temporary file, verify, rename)."""
 import gzip
-import hashlib
-import os
 import shutil
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -30,11 +31,9 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 
 def md5sum(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    import pooch
+
+    return pooch.file_hash(str(path), alg="md5")
 
 
 def verify_md5(path, expected):
@@ -70,26 +69,35 @@ def read_idx(path, magic=None):
     return np.frombuffer(raw, dtype, offset=header).reshape(shape)
 
 
+def _download(url, output_file, pooch_instance):
+    """pooch downloader: http(s) and ftp through pooch's own, file:// (a local mirror) copied."""
+    import pooch
+
+    if url.startswith("file:"):
+        source = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+        if hasattr(output_file, "write"):
+            with open(source, "rb") as handle:
+                shutil.copyfileobj(handle, output_file)
+        else:
+            shutil.copyfile(source, output_file)
+        return
+    pooch.downloaders.choose_downloader(url, progressbar=sys.stderr.isatty())(url, output_file, pooch_instance)
+
+
 def download_mnist(dest_dir, mirrors=MIRRORS):
     """Download the four .gz files into dest_dir (verified by md5), trying each mirror in turn."""
+    import pooch
+
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     for name, (md5_gz, _, _) in MNIST_FILES.items():
-        target = dest_dir / f"{name}.gz"
-        if target.exists() and md5sum(target) == md5_gz:
-            continue
         failures = []
         for mirror in mirrors:
             url = f"{mirror.rstrip('/')}/{name}.gz"
-            partial = target.with_name(target.name + ".part")
             try:
-                with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-                    shutil.copyfileobj(response, out)
-                verify_md5(partial, md5_gz)
-                os.replace(partial, target)
+                pooch.retrieve(url, f"md5:{md5_gz}", fname=f"{name}.gz", path=dest_dir, downloader=_download)
                 break
-            except (OSError, DatasetError) as err:
-                partial.unlink(missing_ok=True)
+            except Exception as err:   # network, missing file or md5 mismatch: try the next mirror
                 failures.append(f"{url}: {err}")
         else:
             raise DatasetError(f"cannot download {name}.gz:\n  " + "\n  ".join(failures) +

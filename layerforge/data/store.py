@@ -255,6 +255,42 @@ def read_db(path, backend="lmdb", keys=None):
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
+def image_datums(files, resize=None, gray=False, encoded=None, progress=False):
+    """(key, serialized Datum) per (image path, label) of `files`: grayscale or RGB, C×H×W,
+    resized to (height, width) if asked, else all of the first image's size. `encoded`
+    ("png" or "jpg") stores the image compressed (Datum.encoded) instead of raw pixels."""
+    from PIL import Image
+
+    datum = pb.Datum()
+    first = None
+    for i, (path, label) in enumerate(tqdm(files, desc="images", unit="img", disable=not progress)):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if gray else "RGB")
+                if resize:
+                    image = image.resize((resize[1], resize[0]), Image.BILINEAR)
+                image.load()
+        except OSError as err:
+            raise DatasetError(f"{path}: cannot read the image: {err}") from err
+        shape = (1 if gray else 3, image.height, image.width)
+        if first is None:
+            first = (path, shape)
+        elif shape != first[1]:
+            raise DatasetError(f"{path} is {shape[1]}x{shape[2]} but {first[0]} is "
+                               f"{first[1][1]}x{first[1][2]}; pass --resize HxW")
+        datum.channels, datum.height, datum.width = shape
+        datum.encoded = bool(encoded)
+        if encoded:
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG" if encoded == "jpg" else encoded.upper())
+            datum.data = buffer.getvalue()
+        else:
+            pixels = np.asarray(image)
+            datum.data = np.ascontiguousarray(pixels if gray else pixels.transpose(2, 0, 1)).tobytes()
+        datum.label = label
+        yield b"%08d" % i, datum.SerializeToString()
+
+
 def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, progress=False, backend="lmdb"):
     """Database out_dir/images_<backend> from ROOT/<class>/<image>, plus out_dir/labels.txt.
 
@@ -263,7 +299,6 @@ def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, prog
     without it every image must have the first one's size. `shuffle` writes the records
     in a seeded random order instead of class by class.
     """
-    from PIL import Image
     root, out_dir = Path(root), Path(out_dir)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     files = [(root / c / f, label) for label, c in enumerate(classes)
@@ -272,30 +307,7 @@ def build_image_lmdb(root, out_dir, resize=None, gray=False, shuffle=False, prog
         raise DatasetError(f"{root}: no PNG or JPEG images in class sub-folders (expected ROOT/<class>/<image>)")
     if shuffle:
         files = [files[i] for i in np.random.default_rng(0).permutation(len(files))]
-
-    def records():
-        datum = pb.Datum()
-        first = None
-        for i, (path, label) in enumerate(tqdm(files, desc="images", unit="img", disable=not progress)):
-            try:
-                with Image.open(path) as image:
-                    image = image.convert("L" if gray else "RGB")
-                    if resize:
-                        image = image.resize((resize[1], resize[0]), Image.BILINEAR)
-                    pixels = np.asarray(image)
-            except OSError as err:
-                raise DatasetError(f"{path}: cannot read the image: {err}") from err
-            pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-            if first is None:
-                first = (path, pixels.shape)
-            elif pixels.shape != first[1]:
-                raise DatasetError(f"{path} is {pixels.shape[1]}x{pixels.shape[2]} but {first[0]} is "
-                                   f"{first[1][1]}x{first[1][2]}; pass --resize HxW")
-            datum.channels, datum.height, datum.width = pixels.shape
-            datum.data = np.ascontiguousarray(pixels).tobytes()
-            datum.label = label
-            yield b"%08d" % i, datum.SerializeToString()
-
-    db_path = write_db(out_dir / f"images_{backend}", records(), backend)
+    db_path = write_db(out_dir / f"images_{backend}", image_datums(files, resize, gray, progress=progress),
+                       backend)
     (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
     return db_path

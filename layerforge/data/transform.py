@@ -55,6 +55,22 @@ def with_legacy_fields(transform_param, legacy):
     return merged
 
 
+def compute_image_mean(images):
+    """The C×H×W mean (float32) of N×C×H×W images, summed in float64 as Caffe's tool does."""
+    return images.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def write_mean_file(mean, path):
+    """Write a C×H×W mean image as a binary BlobProto (1×C×H×W in Caffe's num/channels/
+    height/width fields, as compute_image_mean writes it)."""
+    from layerforge import io
+
+    blob = pb.BlobProto(num=1, channels=mean.shape[0], height=mean.shape[1], width=mean.shape[2])
+    blob.data.extend(np.asarray(mean, np.float32).ravel())
+    io.write_atomic(path, blob.SerializeToString())
+    return path
+
+
 def _crop(images, oy, ox, height, width):
     """images[m, :, oy[m]:oy[m]+height, ox[m]:ox[m]+width] for every m, without a Python loop."""
     rows = (oy[:, None] + np.arange(height))[:, None, :, None]

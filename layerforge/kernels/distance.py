@@ -111,3 +111,84 @@ def knn_distances(x, cache, counts, k, empty, out):
                 dists[s] = acc
             nearest = np.sort(dists[:filled])[:min(k, filled)]
             out[i, c] = nearest.mean()
+
+
+BATCH_ALL, BATCH_HARD, SEMI_HARD = 0, 1, 2
+
+
+@njit(cache=True)
+def _triplet_term(dist, a, p, n, margin, soft, coef):
+    """Loss of triplet (a, p, n), x = dist[a, p] - dist[a, n]: log(1 + exp(x)) when `soft`, else
+    max(0, x + margin). Adds dloss/dx to coef[a, p] and subtracts it from coef[a, n]."""
+    x = dist[a, p] - dist[a, n]
+    if soft:
+        if x > 0.0:
+            loss = x + np.log1p(np.exp(-x))
+            slope = 1.0 / (1.0 + np.exp(-x))
+        else:
+            loss = np.log1p(np.exp(x))
+            slope = np.exp(x) / (1.0 + np.exp(x))
+    else:
+        loss = max(x + margin, 0.0)
+        slope = 1.0 if loss > 0.0 else 0.0
+    coef[a, p] += slope
+    coef[a, n] -= slope
+    return loss
+
+
+@njit(cache=True, parallel=True)
+def mine_triplets(dist, labels, mode, margin, soft, coef, losses, counts):
+    """Mine the triplets of a labelled batch from its distance matrix dist (M, M).
+
+    Anchor a, positive p != a of a's label, negative n of another label. mode BATCH_ALL takes
+    every such triplet; BATCH_HARD per anchor the positive with the largest distance and the
+    negative with the smallest; SEMI_HARD per anchor-positive pair the negative with the
+    smallest distance greater than dist[a, p], or the largest-distance negative when there is
+    none. Ties go to the lowest index. Per anchor a: losses[a] = summed triplet losses,
+    counts[a] = the number of terms they are averaged over (BATCH_ALL: triplets with a non-zero
+    loss; BATCH_HARD: 1 if a has a positive and a negative; SEMI_HARD: its anchor-positive pairs
+    that have a negative), and row a of coef (zero on entry) gets dloss/d dist[a, j].
+    """
+    m = dist.shape[0]
+    for a in prange(m):
+        total = 0.0
+        count = 0
+        if mode == BATCH_HARD:
+            p = -1
+            n = -1
+            for j in range(m):
+                if j == a:
+                    continue
+                if labels[j] == labels[a]:
+                    if p < 0 or dist[a, j] > dist[a, p]:
+                        p = j
+                elif n < 0 or dist[a, j] < dist[a, n]:
+                    n = j
+            if p >= 0 and n >= 0:
+                total = _triplet_term(dist, a, p, n, margin, soft, coef)
+                count = 1
+        else:
+            for p in range(m):
+                if p == a or labels[p] != labels[a]:
+                    continue
+                if mode == BATCH_ALL:
+                    for n in range(m):
+                        if labels[n] != labels[a]:
+                            loss = _triplet_term(dist, a, p, n, margin, soft, coef)
+                            total += loss
+                            count += loss > 0.0
+                    continue
+                n = -1
+                far = -1
+                for j in range(m):
+                    if labels[j] == labels[a]:
+                        continue
+                    if dist[a, j] > dist[a, p] and (n < 0 or dist[a, j] < dist[a, n]):
+                        n = j
+                    if far < 0 or dist[a, j] > dist[a, far]:
+                        far = j
+                if far >= 0:
+                    total += _triplet_term(dist, a, p, n if n >= 0 else far, margin, soft, coef)
+                    count += 1
+        losses[a] = total
+        counts[a] = count

@@ -8,12 +8,13 @@ little work lowers Numba's thread count for that call only: the setting belongs 
 calling thread, and the compiled (cached) kernel is the same. Kernel modules export their
 parallel kernels already wrapped; layers call them like any function.
 
-`blas_on_one_thread()` is the scope the Net runs its layers in (see kernels/blas.py): it
-sets numpy's OpenBLAS to one thread on entry and restores the previous count on exit, so a
-program that imports layerforge keeps its BLAS threads everywhere else.
+`blas_on_one_thread()` is the scope the Net runs its layers in, and the solver its training
+loop (see kernels/blas.py): it sets numpy's OpenBLAS to one thread on entry and restores the
+previous count on exit, so a program that imports layerforge keeps its BLAS threads
+everywhere else.
 """
-import contextlib
 import ctypes
+import os
 
 import numba
 
@@ -52,17 +53,18 @@ def serial_when_small(work=_first_size):
     return wrap
 
 
-_openblas = None      # (get_num_threads, set_num_threads) of numpy's OpenBLAS, () if none
+_openblas = None      # (get_num_threads, set_num_threads) of numpy's OpenBLAS, () to leave it
 
 
 def _openblas_controls():
-    """numpy's OpenBLAS thread-count functions, found once through threadpoolctl."""
+    """numpy's OpenBLAS thread-count functions, found once through threadpoolctl; none when
+    OPENBLAS_NUM_THREADS is set (the user chose)."""
     global _openblas
     if _openblas is None:
         from threadpoolctl import threadpool_info
 
         _openblas = ()
-        for info in threadpool_info():
+        for info in threadpool_info() if not config.blas_threads_set_by_user() else ():
             if info["internal_api"] != "openblas":
                 continue
             library = ctypes.CDLL(info["filepath"])
@@ -76,20 +78,45 @@ def _openblas_controls():
     return _openblas
 
 
-@contextlib.contextmanager
-def blas_on_one_thread():
-    """numpy's OpenBLAS on one thread inside the block (unless OPENBLAS_NUM_THREADS is set)."""
-    controls = () if config.blas_threads_set_by_user() else _openblas_controls()
-    if not controls:
-        yield
+_workers_started = False
+
+
+def start_workers():
+    """Start Numba's worker threads (once) with layerforge's wait policy: GNU OpenMP reads
+    GOMP_SPINCOUNT when Numba first loads it, so the variable is set for that moment only and
+    the environment is restored after. Does nothing when the workers already run (another
+    library started them) or when the user set a policy (config.worker_spin)."""
+    global _workers_started
+    if _workers_started:
         return
-    get, put = controls
-    before = get()
-    if before == 1:
-        yield
+    _workers_started = True
+    from numba.np.ufunc import parallel
+
+    spin = config.worker_spin()
+    if spin is None or parallel._is_initialized or numba.config.DISABLE_JIT:
         return
-    put(1)
+    os.environ["GOMP_SPINCOUNT"] = str(spin)
     try:
-        yield
+        parallel._launch_threads()
     finally:
-        put(before)
+        del os.environ["GOMP_SPINCOUNT"]
+
+
+class blas_on_one_thread:
+    """Context manager: numpy's OpenBLAS on one thread inside the block (unless
+    OPENBLAS_NUM_THREADS is set), its previous count after. A nested block costs one call of
+    the library's get_num_threads. The first block also starts Numba's workers (start_workers)."""
+
+    __slots__ = ("before",)
+
+    def __enter__(self):
+        start_workers()
+        controls = _openblas if _openblas is not None else _openblas_controls()
+        self.before = controls[0]() if controls else 1
+        if self.before != 1:
+            controls[1](1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.before != 1:
+            _openblas[1](self.before)

@@ -1,6 +1,4 @@
 """Crop: cut bottom[0] to the shape of bottom[1] from `axis` on, at given offsets (Caffe's CropLayer)."""
-import numpy as np
-
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 

@@ -1,4 +1,4 @@
-"""Input layers: Data (LMDB or LevelDB of Datum records, with MyCaffe pairing) and MemoryData (numpy arrays)."""
+"""Data: batches of Datum records from an LMDB or LevelDB, transformed, with MyCaffe's pairing."""
 import os
 import weakref
 
@@ -11,6 +11,7 @@ from layerforge.data.pairing import PairSampler
 from layerforge.data.prefetch import BatchSource, Prefetcher
 from layerforge.data.store import read_db
 from layerforge.data.transform import DataTransformer, with_legacy_fields
+from layerforge.data.triplets import TripletSampler
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -28,6 +29,8 @@ class DataLayer(Layer):
     are made ahead in a thread (`prefetch` of them); get_state()/set_state() save and
     restore the position and RNG state as of the batches consumed. In a data-parallel run
     batch_size is per rank: each rank keeps its slice of the batch of all ranks.
+    `triplets: true` packs (anchor, positive, negative) instead (data.triplets.TripletSampler),
+    labels N×3.
     """
 
     exact_num_bottom = 0
@@ -48,6 +51,8 @@ class DataLayer(Layer):
                              f"got {dp.different_within_group:g}")
         if dp.images_per_blob < 1:
             raise self.error(f"data_param.images_per_blob must be at least 1, got {dp.images_per_blob}")
+        if dp.triplet_negative_same_group and not dp.triplets:
+            raise self.error("data_param.triplet_negative_same_group applies only with triplets: true")
         tp = with_legacy_fields(self.param.transform_param, dp)
         shuffle = dp.shuffle or (dp.HasField("enable_random_selection") and dp.enable_random_selection)
         rng = np.random.default_rng(int(self.rng.integers(2 ** 63)))  # private: the thread draws from it
@@ -57,8 +62,10 @@ class DataLayer(Layer):
             images, labels = read_db(os.path.expanduser(dp.source), backend, self._keys)
             groups = _groups(dp)
             rank, size = distributed.shard()
-            sampler = PairSampler(labels, dp.batch_size * size, dp.images_per_blob, dp.balance_matches,
-                                  shuffle, dp.rand_skip, rng, groups, dp.different_within_group)
+            sampler = self._triplet_sampler(dp, labels, dp.batch_size * size, shuffle, rng, groups, len(top)) \
+                if dp.triplets else PairSampler(labels, dp.batch_size * size, dp.images_per_blob,
+                                                dp.balance_matches, shuffle, dp.rand_skip, rng, groups,
+                                                dp.different_within_group)
             transformer = DataTransformer(tp, self.phase, images.shape[1:])
         except DatasetError as err:
             raise self.error(f"data_param.source {dp.source!r}: {err}") from err
@@ -70,6 +77,16 @@ class DataLayer(Layer):
             if dp.prefetch else None
         if self._prefetcher is not None:
             weakref.finalize(self, self._prefetcher.close)
+
+    def _triplet_sampler(self, dp, labels, batch_size, shuffle, rng, groups, num_tops):
+        if dp.HasField("images_per_blob") and dp.images_per_blob != 3:
+            raise self.error(f"data_param.triplets packs 3 images per item, but images_per_blob is "
+                             f"{dp.images_per_blob}; set images_per_blob: 3 or leave it out")
+        if num_tops > 1 and not dp.output_all_labels:
+            raise self.error("data_param.triplets needs output_all_labels: true for its label top "
+                             "(N×3: anchor, positive and negative labels)")
+        return TripletSampler(labels, batch_size, shuffle, dp.rand_skip, rng,
+                              groups if dp.triplet_negative_same_group else None)
 
     def reshape(self, bottom, top):
         top[0].reshape(self._source.data_shape)
@@ -108,64 +125,15 @@ class DataLayer(Layer):
 
 
 def _groups(dp):
-    """Class -> group table for different_within_group, from labels.txt in or beside the source."""
-    if not dp.different_within_group:
+    """Class -> group table for different_within_group or triplet_negative_same_group, from
+    labels.txt in or beside the source."""
+    field = "different_within_group" if dp.different_within_group else \
+        "triplet_negative_same_group" if dp.triplets and dp.triplet_negative_same_group else None
+    if field is None:
         return None
     groups = class_groups(os.path.expanduser(dp.source))
     if groups is None:
-        raise DatasetError(f"data_param.different_within_group needs {LABELS_FILE} (lines "
+        raise DatasetError(f"data_param.{field} needs {LABELS_FILE} (lines "
                            f"'<label> <group>/<name>') in or beside the source folder, as "
                            f"`layerforge data omniglot` writes it")
     return groups
-
-
-@register_layer("MemoryData")
-class MemoryDataLayer(Layer):
-    """Batches from numpy arrays given with set_input_arrays(data, labels), wrapping around."""
-
-    exact_num_bottom = 0
-    min_top = 1
-    max_top = 2
-    has_backward = False
-
-    def setup(self, bottom, top):
-        mp = self.param.memory_data_param
-        self._shape = (mp.batch_size, mp.channels, mp.height, mp.width)
-        if min(self._shape) < 1:
-            raise self.error("memory_data_param: batch_size, channels, height and width must all be "
-                             f"at least 1, got {mp.batch_size}, {mp.channels}, {mp.height}, {mp.width}")
-        self._data = self._labels = None
-        self._cursor = 0
-
-    def set_input_arrays(self, data, labels):
-        """Feed M records: data M×C×H×W (or anything of that size per record) and M labels."""
-        data = np.asarray(data)
-        labels = np.asarray(labels).ravel()
-        if data.size != len(data) * np.prod(self._shape[1:]) or len(data) == 0:
-            raise self.error(f"set_input_arrays: data of shape {data.shape} does not hold records of "
-                             f"{'x'.join(map(str, self._shape[1:]))} (memory_data_param)")
-        if len(labels) != len(data):
-            raise self.error(f"set_input_arrays: {len(data)} records but {len(labels)} labels")
-        self._data = data.reshape((len(data),) + self._shape[1:])
-        self._labels = labels
-        self._cursor = 0
-
-    def reshape(self, bottom, top):
-        top[0].reshape(self._shape)
-        if len(top) > 1:
-            top[1].reshape(self._shape[:1])
-
-    def forward(self, bottom, top):
-        if self._data is None:
-            raise self.error("no input: call set_input_arrays(data, labels) before forward")
-        rows = (self._cursor + np.arange(self._shape[0])) % len(self._data)
-        self._cursor = int(rows[-1] + 1) % len(self._data)
-        top[0].data[...] = self._data[rows]
-        if len(top) > 1:
-            top[1].data[...] = self._labels[rows]
-
-    def get_state(self):
-        return {"cursor": self._cursor}
-
-    def set_state(self, state):
-        self._cursor = int(state["cursor"])

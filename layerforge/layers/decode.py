@@ -1,4 +1,4 @@
-"""Decode, AccuracyDecode, AccuracyEncoding: classify encodings by their nearest class centroid."""
+"""Decode: classify encodings by their nearest class centroid; `ClassCentroids` is its base."""
 import numpy as np
 
 from layerforge import distributed
@@ -11,7 +11,7 @@ from layerforge.registry import register_layer
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-class _ClassCentroids(Layer):
+class ClassCentroids(Layer):
     """Per-class state in non-learnable blobs whose axis 0 is the class (all but the
     iteration counter). It is read through self.blobs[i] on every call, because the test
     net shares these Blobs, and grows in place so that sharing survives.
@@ -90,7 +90,7 @@ class _ClassCentroids(Layer):
 
 
 @register_layer("Decode")
-class DecodeLayer(_ClassCentroids):
+class DecodeLayer(ClassCentroids):
     """Distances from each encoding to each class, learned from labelled encodings in TRAIN.
 
     Bottoms: encodings (N x D) and labels (N, or N x K whose column 0 is the encoding's
@@ -203,89 +203,3 @@ class DecodeLayer(_ClassCentroids):
         cache_data = cache.data if cache is not None else np.zeros((0, 0, self.dim), x.dtype)
         distance.accumulate_classes(x, labels, self.blobs[0].data, self.blobs[1].data, cache_data, max_count)
         self.blobs[2].data[...] = self.blobs[1].data >= max_count
-
-
-@register_layer("AccuracyDecode")
-class AccuracyDecodeLayer(Layer):
-    """Fraction of rows whose smallest Decode distance is at the row's label.
-
-    Bottoms: distances (N x L) and labels (N, or N x K whose column 0 is used). Rows labelled
-    accuracy_param.ignore_label are skipped; a row whose every distance is FLT_MAX (no class
-    learned yet) counts as wrong.
-    """
-
-    exact_num_bottom = 2
-    exact_num_top = 1
-    has_backward = False
-
-    def setup(self, bottom, top):
-        if self.param.accuracy_param.top_k != 1:
-            raise self.error(f"accuracy_param.top_k {self.param.accuracy_param.top_k} is not supported; use 1")
-
-    def reshape(self, bottom, top):
-        n = bottom[0].shape[0]
-        if bottom[1].num_axes == 0 or bottom[1].shape[0] != n:
-            raise self.error(f"labels bottom {bottom[1].shape} must have {n} rows, one per distance row")
-        top[0].reshape(())
-
-    def forward(self, bottom, top):
-        n = bottom[0].shape[0]
-        dist = bottom[0].data.reshape(n, -1)
-        labels = bottom[1].data.reshape(n, -1)[:, 0].astype(np.int64)
-        p = self.param.accuracy_param
-        keep = labels != p.ignore_label if p.HasField("ignore_label") else np.ones(n, bool)
-        if dist.shape[1] == 0 or not keep.any():
-            top[0].data[...] = 0
-            return
-        best = dist.argmin(axis=1)
-        correct = (best == labels) & (dist.min(axis=1) < FLT_MAX)
-        top[0].data[...] = correct[keep].mean()
-
-
-@register_layer("AccuracyEncoding")
-class AccuracyEncodingLayer(_ClassCentroids):
-    """Nearest-centroid accuracy of encodings, with centroids of its own learned in TRAIN only.
-
-    Bottoms: encodings (N x D), labels (N, or N x K whose column 0 is used). Each TRAIN pass
-    first scores the batch, then learns from it with Decode's rule (decode_param.cache_size);
-    TEST and RUN only score. Rows labelled accuracy_param.ignore_label or a
-    decode_param.ignore_label are neither scored nor learned. State: [0] centroids (L x D),
-    [1] samples seen per class (L).
-    """
-
-    exact_num_bottom = 2
-    exact_num_top = 1
-
-    def setup(self, bottom, top):
-        if self.param.decode_param.cache_size < 1:
-            raise self.error(f"decode_param.cache_size must be positive, got {self.param.decode_param.cache_size}")
-        acc = self.param.accuracy_param
-        if acc.top_k != 1:
-            raise self.error(f"accuracy_param.top_k {acc.top_k} is not supported; use 1")
-        self._setup_state(bottom, [(0, bottom[0].count_range(1)), (0,)])
-        if acc.HasField("ignore_label"):
-            self.ignore = np.append(self.ignore, acc.ignore_label)
-
-    def reshape(self, bottom, top):
-        self._check_bottoms(bottom)
-        top[0].reshape(())
-
-    def forward(self, bottom, top):
-        n = bottom[0].shape[0]
-        x = bottom[0].data.reshape(n, self.dim)
-        labels = self._labels(bottom)
-        keep = ~self._ignored(labels)
-        dist = np.empty((n, self.blobs[0].shape[0]), x.dtype)
-        distance.sq_distances(x, self.blobs[0].data, dist)
-        self._mask_unknown(dist)
-        if dist.shape[1] and keep.any():
-            correct = (dist.argmin(axis=1) == labels) & (dist.min(axis=1) < FLT_MAX)
-            top[0].data[...] = correct[keep].mean()
-        else:
-            top[0].data[...] = 0
-        if self.phase == pb.TRAIN and n:
-            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(labels))
-            self._grow(int(labels.max()) + 1)
-            no_cache = np.zeros((0, 0, self.dim), x.dtype)
-            distance.accumulate_classes(seen, labels, self.blobs[0].data, self.blobs[1].data, no_cache,
-                                        len(seen) * self.param.decode_param.cache_size)

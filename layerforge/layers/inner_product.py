@@ -64,11 +64,12 @@ class InnerProductLayer(Layer):
         x = bottom[0].data.reshape(self._rows, -1)
         dy = top[0].diff.reshape(self._rows, self.num_output)
         weight = self.blobs[0]
-        if self.transpose:
-            blas.matmul_add(x.T, dy, weight.diff)
-        else:
-            blas.matmul_add(dy.T, x, weight.diff)
-        if self.bias_term:
+        if self.param_needs_gradient(0):
+            if self.transpose:
+                blas.matmul_add(x.T, dy, weight.diff)
+            else:
+                blas.matmul_add(dy.T, x, weight.diff)
+        if self.bias_term and self.param_needs_gradient(1):
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self._rows, -1)

@@ -11,7 +11,7 @@ _POOL = pb.PoolingParameter
 
 
 @register_layer("Pooling")
-class Pooling(Layer):
+class PoolingLayer(Layer):
     """MAX or AVE pooling of an (N, C, H, W) bottom; no parameters.
 
     The output size follows Caffe: ceil (default) or floor of (H + 2*pad - kernel) / stride,

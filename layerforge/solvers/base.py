@@ -1,8 +1,8 @@
 """Solver: the training loop every update rule shares (Caffe's Solver and SGDSolver base).
 
-One iteration: zero the parameter diffs, iter_size × forward+backward, scale the gradients
-by 1/iter_size, clip them (clip_gradients: the global L2 norm over all parameters),
-regularize and update each parameter with the rule of the subclass (rules.py) at the local
+One iteration: zero the parameter diffs, iter_size × forward+backward, clip the summed
+gradients (clip_gradients: their global L2 norm over the parameters with lr_mult != 0), scale
+them by 1/iter_size, regularize and update each parameter with the rule of the subclass (rules.py) at the local
 rate lr·lr_mult. A tied parameter is one Blob, updated once with its summed gradient.
 
 Control: `solve()` handles SIGINT, SIGTERM and SIGHUP (main thread only; batch schedulers
@@ -43,6 +43,7 @@ import numpy as np
 
 from layerforge import distributed
 from layerforge.io import ConfigError
+from layerforge.kernels.threads import blas_on_one_thread
 from layerforge.kernels.updates import sum_squares
 from layerforge.layer import LayerError
 from layerforge.solvers import checkpoint, lr_policies
@@ -153,6 +154,10 @@ class Solver:
 
     def step(self, iters):
         """Run `iters` iterations (fewer if a stop is requested)."""
+        with blas_on_one_thread():     # once around the loop; the nets' own scopes then nest
+            self._iterate(iters)
+
+    def _iterate(self, iters):
         stop_iter = self.iter + iters
         p = self.param
         while self.iter < stop_iter and self._stop_reason is None:
@@ -319,8 +324,10 @@ class Solver:
         loss = self.net.loss if loss is None else loss
         p, params = self.param, self.net.learnable_params
         grad_scale = 1.0 / p.iter_size
-        sumsq = [sum_squares(blob.diff.reshape(-1)) for blob in params]
-        norm = math.sqrt(sum(sumsq)) * grad_scale
+        # As Caffe's ApplyUpdate: the norm is of the gradient summed over iter_size, over the
+        # parameters that learn (lr_mult != 0), and clipping happens before the 1/iter_size.
+        sumsq = [sum_squares(blob.diff.reshape(-1)) if lr else 0.0 for blob, lr in zip(params, self.net.lr_mults)]
+        norm = math.sqrt(sum(sumsq))
         if not math.isfinite(norm):
             name = next(n for n, s in zip(self.net.param_names, sumsq) if not math.isfinite(s))
             self._diverge(f"Iteration {self.iter}: the gradient of parameter '{name}' is not finite",

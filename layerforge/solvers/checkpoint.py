@@ -187,12 +187,15 @@ def prefix_lock(prefix):
 
 
 def snapshot_prefix(param, source, folder):
-    """`snapshot_prefix`, relative to the current directory; unset, the solver file's path
-    without extension; a prefix that is a folder (or ends with '/') gets the file's stem."""
+    """`snapshot_prefix`, relative to the current directory (io.read_solver moves it beside the
+    solver file when its first folder exists only there); unset, the solver file's path
+    without extension; an existing folder gets the file's stem appended (Caffe's
+    UpgradeSnapshotPrefixProperty). Otherwise it is used as it is, so "runs/" gives
+    runs/_iter_N.caffemodel, as in Caffe."""
     prefix = param.snapshot_prefix
     stem = os.path.splitext(source)[0] if folder else "snapshot"
     if not prefix:
         return stem
-    if prefix.endswith(("/", os.sep)) or os.path.isdir(prefix):
+    if os.path.isdir(prefix):
         return os.path.join(prefix, os.path.basename(stem))
     return prefix

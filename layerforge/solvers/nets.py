@@ -1,6 +1,7 @@
 """The train net and test nets a SolverParameter describes, built as Caffe's Solver builds them.
 
-A relative net path is tried against the current directory, then the solver file's folder.
+A relative net path is tried against the current directory, then the solver file's folder
+(io.read_solver has already looked beside the solver and one folder up).
 Each net's state is its phase, then the net file's own state, then the solver's
 train_state / test_state. `weights` are loaded into every net; test nets then share the
 train net's parameter Blobs.

@@ -1,2 +1,4 @@
 """Tools behind the `layerforge` binary, usable on their own: per-layer timing, net drawing,
-training-log writing/reading, loss curves and 2-D encoding scatter plots."""
+training-log writing/reading, loss curves, encoding scatter plots, one-shot evaluation, class
+centroids, a trained net on image files (encode), ONNX export, feature extraction and the
+shipped examples."""

@@ -16,6 +16,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from layerforge import io
 from layerforge.netparam import filter_net, phase_value
+from layerforge.proto import is_repeated
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.upgrade import upgrade_net
 
@@ -47,12 +48,12 @@ def _settings(layer):
     parts = []
     for descriptor, message in layer.ListFields():
         if (descriptor.type != FieldDescriptor.TYPE_MESSAGE or not descriptor.name.endswith("_param")
-                or descriptor.is_repeated):
+                or is_repeated(descriptor)):
             continue
         for field, value in message.ListFields():
             if field.type == FieldDescriptor.TYPE_MESSAGE:
                 continue
-            values = list(value) if field.is_repeated else [value]
+            values = list(value) if is_repeated(field) else [value]
             parts.append(f"{field.name}: " + ",".join(_prototxt_value(field, v) for v in values))
     return parts
 

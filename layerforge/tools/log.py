@@ -57,6 +57,7 @@ _TRAIN = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = " + _NUMBER)
 _LR = re.compile(r"Iteration (\d+), lr = " + _NUMBER)
 _TESTING = re.compile(r"Iteration (\d+), Testing net \(#(\d+)\)")
 _TEST_OUTPUT = re.compile(r"Test net output #\d+: (\S+) = " + _NUMBER)
+_SOLVING = re.compile(r"Solving (\S+)")
 
 
 def parse_caffe_log(lines):
@@ -71,7 +72,9 @@ def parse_caffe_log(lines):
             test["outputs"][match.group(1)] = float(match.group(2))
             continue
         test = None
-        if match := _TESTING.search(line):
+        if match := _SOLVING.search(line):
+            events.append({"event": "start", "net": match.group(1)})
+        elif match := _TESTING.search(line):
             last_iter = int(match.group(1))
             test = {"event": "test", "iter": last_iter, "net": int(match.group(2)), "outputs": {}}
             events.append(test)
@@ -80,7 +83,8 @@ def parse_caffe_log(lines):
             events.append({"event": "train", "iter": last_iter, "loss": float(match.group(2))})
         elif (match := _LR.search(line)) and events and events[-1].get("iter") == int(match.group(1)):
             events[-1]["lr"] = float(match.group(2))
-    return [e for e in events if e["event"] != "test" or e["outputs"]]
+    events = [e for e in events if e["event"] != "test" or e["outputs"]]
+    return events if any(e["event"] != "start" for e in events) else []
 
 
 def read_log(path):

@@ -250,19 +250,26 @@ def net_encoder(net, blob="feat", input="data", transform=None, batch_size=256):
     return encode
 
 
-def input_transform(net_param, scale, shape):
-    """(transform, output C×H×W, description): raw images -> net input as the model's first
-    layer with a transform_param (its Data layer) does it in TEST (crop centred, mean, scale;
-    no mirror or augmentation); without one, pixels are multiplied by `scale`."""
+def input_transform(net_param, scale, shape, input="data"):
+    """(transform, output C×H×W, description): raw images -> the array to feed the net's
+    `input`. An Input layer with a transform_param transforms what it is fed itself, so the
+    images go in raw. Otherwise they are transformed as the model's first layer with a
+    transform_param (its Data layer) does in TEST (crop centred, mean, scale; no mirror or
+    augmentation); without one, pixels are multiplied by `scale`."""
     from layerforge.data.transform import DataTransformer
 
-    layer = next((layer for layer in net_param.layer if layer.HasField("transform_param")), None)
+    feeder = next((layer for layer in net_param.layer if layer.type == "Input" and layer.top
+                   and layer.top[0] == input and layer.HasField("transform_param")), None)
+    layer = feeder or next((layer for layer in net_param.layer if layer.HasField("transform_param")), None)
     param = layer.transform_param if layer else pb.TransformationParameter(scale=scale)
     transform = DataTransformer(param, pb.TEST, shape)
-    source = f"as layer '{layer.name}' does" if layer else "with --scale"
-    return (lambda images: transform(images, None)), transform.output_shape, (
-        f"{source} (scale {transform.scale:g}{', mean subtracted' if transform.mean is not None else ''}"
-        f"{f', centre crop {transform.crop_size}' if transform.crop_size else ''})")
+    source = (f"by the net's Input layer '{layer.name}'" if feeder else
+              f"as layer '{layer.name}' does" if layer else "with --scale")
+    how = (f"{source} (scale {transform.scale:g}{', mean subtracted' if transform.mean is not None else ''}"
+           f"{f', centre crop {transform.crop_size}' if transform.crop_size else ''})")
+    if feeder:
+        return (lambda images: images), transform.output_shape, how
+    return (lambda images: transform(images, None)), transform.output_shape, how
 
 
 def load_lmdb_images(source, classes=None):

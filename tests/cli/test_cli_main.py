@@ -10,7 +10,7 @@ import pytest
 from layerforge.cli import main
 from tests.cli import write_net
 
-COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot", "centroids"]
+COMMANDS = ["train", "test", "time", "draw", "plot", "embed", "oneshot", "centroids", "upgrade"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -161,3 +161,19 @@ def test_python_layer_module_in_the_current_directory(tmp_path, monkeypatch, cap
     assert "data" in capsys.readouterr().out
     assert str(tmp_path) not in sys.path
     sys.modules.pop("my_layers", None)
+
+
+def registered_commands():
+    from layerforge import cli
+
+    cli.build_parser()                    # imports the modules that register more commands
+    return list(cli._COMMANDS)
+
+
+@pytest.mark.parametrize("name", registered_commands())
+def test_every_registered_command_has_help_and_debug(name, capsys):
+    assert main([*name.split(), "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: layerforge {name}") and "--debug" in out
+    assert main(["--help"]) == 0
+    assert re.search(rf"^    {name.split()[0]}\b", capsys.readouterr().out, re.MULTILINE)

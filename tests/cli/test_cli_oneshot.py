@@ -128,7 +128,8 @@ def test_the_siamese_models_run(tmp_path, capsys, model):
     assert status == 0, err
     assert re.fullmatch(r"3-way one-shot accuracy over 20 trials: \d\.\d{3} "
                         r"\(95% CI \d\.\d{3}-\d\.\d{3}\)\n", out)
-    assert "transformed as layer 'pair_data' does (scale 0.00390625)" in err or model.endswith("deploy")
+    run_input = "run_input" if model.endswith("train_test") else "input"
+    assert f"transformed by the net's Input layer '{run_input}' (scale 0.00390625)" in err
 
 
 @pytest.mark.parametrize("case, message", [

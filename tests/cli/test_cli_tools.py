@@ -175,7 +175,7 @@ def test_embed_writes_png(tmp_path, weights, capsys):
             "--blob", "ip1", "--iterations", "2", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "Note: 'ip1' is 4-dimensional; showing the first 2" in printed
+    assert "Note: 'ip1' is 4-dimensional; projected on its first 2 principal components (PCA)" in printed
     assert f"Wrote {out} (24 encodings of 'ip1', classes from 'label')" in printed
     assert out.read_bytes().startswith(PNG_MAGIC)
     assert main(argv[:-4] + ["--blob", "nope"]) == 2

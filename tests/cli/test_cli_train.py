@@ -90,7 +90,21 @@ def test_progress_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
     assert main(["train", "--solver", str(write_solver(tmp_path))]) == 0
     err = capsys.readouterr().err
     assert "40/40" in err and "accuracy=" in err and "loss=" in err
-    assert "Iteration 30, loss = " in err                    # log lines still shown, above the bar
+    assert "Iteration 30, loss = " not in err                # the bar or log lines, not both
+    assert main(["train", "--solver", str(write_solver(tmp_path)), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "Iteration 30, loss = " in err and "40/40" not in err
+
+
+def test_progress_bar_of_a_resumed_run_starts_at_the_restored_iteration(tmp_path, capsys, monkeypatch):
+    solver = write_solver(tmp_path)
+    assert main(["train", "--solver", str(solver)]) == 0
+    monkeypatch.setattr(cli, "_show_progress", lambda: True)
+    capsys.readouterr()
+    assert main(["train", "--solver", str(solver), "--snapshot",
+                 str(tmp_path / "snap" / "clusters_iter_20.solverstate")]) == 0
+    err = capsys.readouterr().err
+    assert "| 20/40 [" in err and "| 0/40 [" not in err and "40/40" in err
 
 
 def test_divergence_is_a_one_line_error_with_status_1(tmp_path, capsys):

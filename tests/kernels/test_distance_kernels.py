@@ -129,3 +129,68 @@ def test_knn_distances(python, k):
     out = np.empty((5, 4))
     kernel("knn_distances", python)(x, cache, counts, k, -1.0, out)
     np.testing.assert_allclose(out, reference_knn(x, cache, [0, 2, 6, 6], k), rtol=1e-12)
+
+
+def reference_mine(dist, labels, mode, margin, soft):
+    """coef, losses, counts of mine_triplets, with numpy's first-index argmax/argmin for ties."""
+    m = len(dist)
+    coef, losses, counts = np.zeros((m, m)), np.zeros(m), np.zeros(m, np.int64)
+    for a in range(m):
+        pos = np.flatnonzero((labels == labels[a]) & (np.arange(m) != a))
+        neg = np.flatnonzero(labels != labels[a])
+        if not len(neg):
+            continue
+        if mode == distance.BATCH_ALL:
+            triplets = [(p, n) for p in pos for n in neg]
+        elif mode == distance.BATCH_HARD:
+            triplets = [(pos[np.argmax(dist[a, pos])], neg[np.argmin(dist[a, neg])])] if len(pos) else []
+        else:
+            triplets = []
+            for p in pos:
+                farther = neg[dist[a, neg] > dist[a, p]]
+                n = farther[np.argmin(dist[a, farther])] if len(farther) else neg[np.argmax(dist[a, neg])]
+                triplets.append((p, n))
+        for p, n in triplets:
+            x = dist[a, p] - dist[a, n]
+            if soft:
+                loss, slope = np.logaddexp(0, x), 1 / (1 + np.exp(-x))
+            else:
+                loss, slope = max(x + margin, 0), float(x + margin > 0)
+            losses[a] += loss
+            counts[a] += loss > 0 if mode == distance.BATCH_ALL else 1
+            coef[a, p] += slope
+            coef[a, n] -= slope
+    return coef, losses, counts
+
+
+@COMPILED_AND_PYTHON
+@pytest.mark.parametrize("mode", ["BATCH_ALL", "BATCH_HARD", "SEMI_HARD"])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("rounded", [False, True], ids=["distinct", "ties"])
+def test_mine_triplets(python, mode, soft, rounded):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((15, 3))
+    dist = np.sqrt(reference_sq_distances(x, x))
+    if rounded:   # many equal distances: ties must go to the lowest index
+        dist = np.round(dist * 2) / 2
+    labels = rng.integers(0, 4, 15)
+    out = (np.zeros((15, 15)), np.empty(15), np.empty(15, np.int64))
+    kernel("mine_triplets", python)(dist, labels, getattr(distance, mode), 0.5, soft, *out)
+    for got, want in zip(out, reference_mine(dist, labels, getattr(distance, mode), 0.5, soft)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+@COMPILED_AND_PYTHON
+def test_mine_triplets_breaks_ties_by_index(python):
+    dist = np.array([[0.0, 2.0, 2.0, 1.0, 1.0],
+                     [2.0, 0.0, 1.0, 3.0, 3.0],
+                     [2.0, 1.0, 0.0, 3.0, 3.0],
+                     [1.0, 3.0, 3.0, 0.0, 1.0],
+                     [1.0, 3.0, 3.0, 1.0, 0.0]])
+    coef, losses, counts = np.zeros((5, 5)), np.empty(5), np.empty(5, np.int64)
+    kernel("mine_triplets", python)(dist, np.array([0, 0, 0, 1, 1]), distance.BATCH_HARD, 1.0, False,
+                                    coef, losses, counts)
+    # anchor 0: positives 1 and 2 tie at 2, negatives 3 and 4 tie at 1 -> (0, 1, 3)
+    np.testing.assert_array_equal(coef[0], [0, 1, 0, -1, 0])
+    np.testing.assert_array_equal(losses, [2, 0, 0, 1, 1])
+    np.testing.assert_array_equal(counts, 1)

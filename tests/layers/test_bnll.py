@@ -18,7 +18,7 @@ def test_forward_and_gradient(shape):
     x = np.random.default_rng(0).normal(0, 3, shape)
     (y,) = forward(TEXT, [x])
     np.testing.assert_allclose(y, caffe_reference(x), rtol=1e-12)
-    assert np.all(y >= 0)  # Caffe's TestBNLLLayer
+    assert np.all(y >= 0) and np.all(y >= x)  # Caffe's TestBNLLLayer
     assert check_gradient(TEXT, [x], max_checks=40) > 0
 
 

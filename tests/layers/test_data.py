@@ -240,3 +240,50 @@ def test_different_within_group_reads_labels_txt(tmp_path):
     assert all(group[a] == group[b] for a, b in different)
     with pytest.raises(LayerError, match=r"different_within_group must be in \[0, 1\], got 1.5"):
         data_layer(str(path), options.replace("group: 1", "group: 1.5"))
+TRIPLETS = "batch_size: 6 triplets: true output_all_labels: true shuffle: true prefetch: 2"
+
+
+def test_triplets_stack_anchor_positive_negative(dataset):
+    source, images, labels = dataset
+    layer, top = data_layer(source, TRIPLETS, "scale: 0.00390625")
+    assert top[0].shape == (6, 3) + SHAPE[1:] and top[1].shape == (6, 3)
+    for data, label in run(layer, top, 5):
+        for item, triple in zip(data, label):
+            stored = [labels[record_of(dataset, np.round(item[k:k + 1] * 256))] for k in range(3)]
+            np.testing.assert_array_equal(triple, stored)
+        np.testing.assert_array_equal(label[:, 0], label[:, 1])
+        assert np.all(label[:, 0] != label[:, 2])
+    layer.close()
+
+
+def test_triplets_resume_from_state(dataset):
+    layer, top = data_layer(dataset[0], TRIPLETS + " images_per_blob: 3", TRANSFORM, seed=2)
+    run(layer, top, 3)
+    state = json.loads(json.dumps(layer.get_state()))
+    expected = run(layer, top, 5)
+    resumed, resumed_top = data_layer(dataset[0], TRIPLETS, TRANSFORM, seed=7)
+    resumed.set_state(state)
+    assert same_runs(run(resumed, resumed_top, 5), expected)
+    layer.close()
+    resumed.close()
+
+
+def test_triplet_negatives_from_the_anchors_group(tmp_path, dataset):
+    _, images, labels = dataset
+    path = write_lmdb(tmp_path / "db", datums(images, labels))
+    (tmp_path / "labels.txt").write_text("0 A/a\n1 A/b\n2 B/c\n3 B/d\n")
+    layer, top = data_layer(str(path), TRIPLETS + " triplet_negative_same_group: true")
+    label = np.concatenate([label for _, label in run(layer, top, 20)])
+    np.testing.assert_array_equal(label[:, 2], [1, 0, 3, 2] @ (label[:, 0] == np.arange(4)[:, None]))
+    layer.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    (TRIPLETS + " images_per_blob: 2", "triplets packs 3 images per item, but images_per_blob is 2"),
+    (TRIPLETS.replace("output_all_labels: true", ""), "triplets needs output_all_labels: true"),
+    ("batch_size: 2 triplet_negative_same_group: true", "triplet_negative_same_group applies only with triplets"),
+    (TRIPLETS + " triplet_negative_same_group: true", r"source .*data_param.triplet_negative_same_group needs labels.txt"),
+])
+def test_triplet_config_errors(dataset, options, message):
+    with pytest.raises(LayerError, match=f"layer 'pair_data' \\(Data\\): data_param\\.{message}"):
+        data_layer(dataset[0], options)

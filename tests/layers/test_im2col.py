@@ -68,7 +68,43 @@ def test_forward_and_gradient(options, geometry):
     x = bottom((2, 3, 10, 9) if "dilation: 3" in options else (2, 3, 6, 5))
     (y,) = forward(text(options), [x])
     np.testing.assert_array_equal(y, reference(x, **geometry))
-    assert check_gradient(text(options), [x], max_checks=80) > 0
+    assert check_gradient(text(options), [x], max_checks=40) > 0
+
+
+def reference_nd(x, kernel, stride, pad, dilation):
+    """Caffe's im2col_nd per item, by loops over every column entry."""
+    num, channels = x.shape[:2]
+    sizes = x.shape[2:]
+    out = [(n + 2 * p - (d * (k - 1) + 1)) // s + 1 for n, k, s, p, d in zip(sizes, kernel, stride, pad, dilation)]
+    top = np.zeros((num, channels) + tuple(kernel) + tuple(out))
+    for c in range(channels):
+        for offset in np.ndindex(*kernel):
+            for position in np.ndindex(*out):
+                source = [o * s - p + k * d for o, s, p, k, d in zip(position, stride, pad, offset, dilation)]
+                if all(0 <= i < n for i, n in zip(source, sizes)):
+                    top[(slice(None), c) + offset + position] = x[(slice(None), c) + tuple(source)]
+    return top.reshape((num, channels * int(np.prod(kernel))) + tuple(out))
+
+
+@pytest.mark.parametrize("shape, options, geometry", [
+    ((2, 3, 7), "kernel_size: 3 stride: 2 pad: 1", ((3,), (2,), (1,), (1,))),                      # 1-D
+    ((2, 2, 5, 4, 6), "kernel_size: 2 kernel_size: 3 kernel_size: 2 pad: 1 stride: 2 dilation: 1 dilation: 1 "
+     "dilation: 2", ((2, 3, 2), (2, 2, 2), (1, 1, 1), (1, 1, 2))),                                  # 3-D
+    ((2, 3, 6, 5), "kernel_size: 3 stride: 2 dilation: 2 pad: 1 force_nd_im2col: true",
+     ((3, 3), (2, 2), (1, 1), (2, 2))),                                                           # TestGradientForceND
+])
+def test_n_dimensional(shape, options, geometry):
+    x = bottom(shape)
+    (y,) = forward(text(options), [x])
+    np.testing.assert_array_equal(y, reference_nd(x, *geometry))
+    assert check_gradient(text(options), [x], max_checks=40) > 0
+
+
+def test_force_nd_matches_the_2d_kernel():
+    x = bottom((2, 3, 9, 8))
+    options = "kernel_h: 3 kernel_w: 2 stride: 2 pad: 1 dilation: 2"
+    np.testing.assert_array_equal(forward(text(options + " force_nd_im2col: true"), [x])[0],
+                                  forward(text(options), [x])[0])
 
 
 def test_leading_axes_before_the_channel_axis():
@@ -85,10 +121,12 @@ def test_float32():
 
 
 @pytest.mark.parametrize("options, shape, message", [
-    ("stride: 2", (2, 3, 6, 5), "kernel_size must be given"),
-    ("kernel_size: 3 kernel_h: 3 kernel_w: 3", (2, 3, 6, 5), "give kernel_size, or both kernel_h and kernel_w"),
+    ("stride: 2", (2, 3, 6, 5), "kernel_size is required"),
+    ("kernel_size: 3 kernel_h: 3 kernel_w: 3", (2, 3, 6, 5), "give kernel_size, or .* both kernel_h and kernel_w"),
+    ("kernel_h: 3 kernel_w: 3", (2, 3, 6), "give kernel_size, or .* both kernel_h and kernel_w"),
+    ("kernel_size: 2 kernel_size: 3", (2, 3, 6, 5, 4), r"kernel_size must be given once or once per spatial axis \(3\)"),
     ("kernel_size: 7", (2, 3, 6, 5), "does not fit"),
-    ("kernel_size: 3", (2, 3, 6), "only two spatial axes are supported"),
+    ("kernel_size: 3 axis: 3", (2, 3, 6, 5), "no spatial axis after the channel axis 3"),
 ])
 def test_errors(options, shape, message):
     with pytest.raises(LayerError, match=message):

@@ -1,9 +1,9 @@
-"""Input (caller-fed tops shaped by input_param.shape) and Parameter (a learnable blob as the top)."""
+"""Input: caller-fed tops shaped by input_param.shape."""
 import numpy as np
 import pytest
 
 from layerforge.layer import LayerError
-from layerforge.testing import check_gradient, make_layer
+from layerforge.testing import make_layer
 
 
 def input_text(shapes, tops=("data",)):
@@ -50,23 +50,20 @@ def test_dimension_below_one_raises(dims):
         make_layer(input_text([dims]), [])
 
 
-PARAMETER = 'name: "p" type: "Parameter" top: "w" parameter_param { shape { dim: 3 dim: 4 } }'
+def test_transform_param_applies_to_arrays_fed_through_the_net():
+    from layerforge.io import parse_text
+    from layerforge.net import Net
+    from layerforge.proto import layerforge_pb2 as pb
 
+    net = Net(parse_text(input_text([(1, 1, 2, 2), (1,)], ("data", "label")).join(
+        ["layer { ", " transform_param { scale: 0.5 mean_value: 10 crop_size: 2 } }"]), pb.NetParameter()),
+        pb.RUN)
+    raw = np.arange(2 * 9, dtype=np.uint8).reshape(2, 1, 3, 3) + 20
+    out = net.forward(data=raw, label=[3, 4])
+    np.testing.assert_allclose(out["data"], (raw[:, :, :2, :2].astype(np.float32) - 10) * 0.5)
+    np.testing.assert_array_equal(out["label"], [3, 4])          # only the first top is transformed
+    with pytest.raises(LayerError, match=r"layer 'in' \(Input\): transform_param needs N×C×H×W images"):
+        net.forward(data=np.zeros((2, 9)))
+    with pytest.raises(LayerError, match=r"layer 'in' \(Input\): transform_param.crop_size 2 is larger"):
+        net.forward(data=np.zeros((2, 1, 1, 1)))
 
-def test_parameter_outputs_its_blob():
-    layer, bottom, top = make_layer(PARAMETER, [])
-    assert layer.blobs[0].shape == (3, 4) and top[0].shape == (3, 4)
-    layer.blobs[0].data[...] = np.arange(12).reshape(3, 4)
-    layer.forward(bottom, top)
-    np.testing.assert_array_equal(top[0].data, layer.blobs[0].data)
-
-
-def test_parameter_gradient():
-    def randomize(layer):
-        layer.blobs[0].data[...] = np.random.default_rng(0).standard_normal((3, 4))
-    assert check_gradient(PARAMETER, [], layer_hook=randomize) == 12
-
-
-def test_parameter_without_shape_raises():
-    with pytest.raises(LayerError, match="parameter_param.shape"):
-        make_layer('name: "p" type: "Parameter" top: "w"', [])

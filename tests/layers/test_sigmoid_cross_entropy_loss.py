@@ -2,7 +2,10 @@
 import numpy as np
 import pytest
 
+from layerforge.io import parse_text
 from layerforge.layer import LayerError
+from layerforge.net import Net
+from layerforge.proto import layerforge_pb2 as pb
 from layerforge.testing import check_gradient, forward, make_layer
 
 
@@ -90,3 +93,19 @@ def test_targets_get_no_gradient():
 def test_count_mismatch_is_an_error():
     with pytest.raises(LayerError, match="same count"):
         forward(text(), [np.zeros((2, 3)), np.zeros((2, 4))])
+
+
+def test_loss_weight_in_a_net():
+    """Caffe's TestSigmoidCrossEntropyLoss runs with loss_weight 3.7: the net's loss is 3.7 times the
+    reference and the scores' gradient 3.7 (σ(x) - t) / N."""
+    net = Net(parse_text('''
+        force_backward: true
+        layer { name: "in" type: "Input" top: "x" top: "t"
+                input_param { shape { dim: 10 dim: 5 } shape { dim: 10 dim: 5 } } }
+        layer { name: "loss" type: "SigmoidCrossEntropyLoss" bottom: "x" bottom: "t" top: "loss" loss_weight: 3.7 }
+    ''', pb.NetParameter()), pb.TRAIN, dtype=np.float64)
+    x, t = inputs((10, 5), seed=5)
+    loss = net.forward_backward(x=x, t=t)
+    np.testing.assert_allclose(loss, 3.7 * reference(x, t), rtol=1e-6)
+    np.testing.assert_allclose(net.blobs["x"].diff, 3.7 * (1 / (1 + np.exp(-x)) - t) / 10, rtol=1e-6)
+    assert not net.blobs["t"].diff.any()

@@ -91,6 +91,9 @@ def test_snapshot_prefix_defaults(folder):
     (folder / "snaps").mkdir()
     solver = get_solver(write_solver(folder, NET + 'base_lr: 0.1 snapshot_prefix: "snaps"'))
     assert solver.snapshot_prefix == os.path.join("snaps", "solver")
+    # Caffe appends the stem only to an existing folder: "runs/" names files runs/_iter_N.*
+    solver = get_solver(write_solver(folder, NET + 'base_lr: 0.1 snapshot_prefix: "runs/"'))
+    assert solver.snapshot_prefix == "runs/"
 
 
 def test_weights_are_loaded(folder):

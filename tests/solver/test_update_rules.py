@@ -64,7 +64,7 @@ def replay(solver, rule, steps, inputs, batch=BATCH, clip=-1.0):
     history = [[np.zeros_like(w) for _ in range(2)] for w in params]
     for it in range(steps):
         grads = gradients(*params, it * batch, batch, inputs)
-        norm = np.sqrt(sum(np.sum(g * g) for g in grads))
+        norm = np.sqrt(sum(np.sum(g * g) for g, m in zip(grads, lr_mults) if m))   # frozen ones left out
         if 0 <= clip < norm:
             grads = [g * clip / norm for g in grads]
         for w, g, h, lr_mult, decay_mult in zip(params, grads, history, lr_mults, decay_mults):
@@ -130,5 +130,30 @@ def test_clip_gradients_scales_the_global_norm(clip):
                   zip(before, solver.net.learnable_params, solver.net.lr_mults)]
         assert np.sqrt(sum(np.sum(u.astype(np.float64) ** 2) for u in update)) == pytest.approx(clip, rel=1e-5)
     solver.step(2)
+    for blob, reference in zip(solver.net.params["ip"], expected):
+        np.testing.assert_allclose(blob.data, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_clip_gradients_compares_the_sum_over_iter_size_as_caffe():
+    """Caffe clips the gradient summed over iter_size, then divides: with iter_size 2 and
+    threshold c, that is the averaged (batch of 4) gradient clipped at c / 2."""
+    clip = 0.05
+    text = f"base_lr: 0.1 momentum: 0.9 max_iter: 3 clip_gradients: {clip} iter_size: 2"
+    small = get_solver(solver_param(linear_net(batch=2), text))
+    expected = replay(small, "SGD", 3, [0.0], batch=4, clip=clip / 2)
+    small.step(3)
+    for blob, reference in zip(small.net.params["ip"], expected):
+        np.testing.assert_allclose(blob.data, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_parameter_gets_no_gradient_and_stays_out_of_the_clip_norm():
+    text = "base_lr: 0.1 momentum: 0.9 max_iter: 3 clip_gradients: 0.05"
+    net = get_solver(solver_param(linear_net(bias_lr=0), text)).net
+    net.clear_param_diffs()
+    net.forward_backward()
+    assert not net.params["ip"][1].diff.any() and net.params["ip"][0].diff.any()
+    solver = get_solver(solver_param(linear_net(bias_lr=0), text))
+    expected = replay(solver, "SGD", 3, [0.0], clip=0.05)
+    solver.step(3)
     for blob, reference in zip(solver.net.params["ip"], expected):
         np.testing.assert_allclose(blob.data, reference, rtol=1e-5, atol=1e-6)

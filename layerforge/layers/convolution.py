@@ -1,4 +1,4 @@
-"""Convolution and Deconvolution (transposed convolution), as in Caffe.
+"""Convolution (and the `ConvolutionBase` Deconvolution shares), as in Caffe.
 
 Several bottom/top pairs may share one layer's weights (bottom[i] -> top[i], all bottoms of
 one shape). Images with 1, 3 or more spatial axes (or any, with `force_nd_im2col`) run on
@@ -16,6 +16,9 @@ for the weight gradient. Convolution picks a faster algorithm where one applies
   runs of C values (~4x faster than im2col on 12x12 images);
 - "im2col" otherwise.
 Without dilation in all but the last two. `engine: CAFFE` keeps a layer on im2col/im2row + GEMM.
+
+The module is over 400 lines because the base's parameter parsing and buffers and the four
+algorithms' forward/backward share one set of geometry fields; their loops are in kernels/.
 """
 import math
 
@@ -38,7 +41,7 @@ _WINOGRAD_TILE = 4      # output tile side m of F(m x m, r x r)
 _WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <= 8 points)
 
 
-class _ConvolutionBase(Layer):
+class ConvolutionBase(Layer):
     """Parameter parsing, blobs and buffers shared by Convolution and Deconvolution.
 
     The "image side" of im2col is the bottom for Convolution and the top for
@@ -231,7 +234,7 @@ class _ConvolutionBase(Layer):
 
 
 @register_layer("Convolution")
-class Convolution(_ConvolutionBase):
+class ConvolutionLayer(ConvolutionBase):
     """top[i] = weight * bottom[i] (+ bias); weight (num_output, C/group, *kernel)."""
 
     def _conv_channels(self):
@@ -416,48 +419,3 @@ class Convolution(_ConvolutionBase):
             blas.matmul(self.rows.T, weight_last, self.col_diff)
             row2im(self.col_diff, *self._geometry(), self.images_last)
             np.copyto(self._image_view(bottom.diff), self.images_last.transpose(0, 3, 1, 2))
-
-
-@register_layer("Deconvolution")
-class Deconvolution(_ConvolutionBase):
-    """Transposed convolution: the data gradient of a Convolution whose weight is
-    (C, num_output/group, *kernel), Caffe's Deconvolution layout."""
-
-    def _conv_channels(self):
-        return self.num_output, self.channels
-
-    def _image_is_bottom(self):
-        return False
-
-    @staticmethod
-    def _axis_output_size(size, kernel, stride, pad, dilation):
-        return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
-
-    def _prepare(self, bottom):
-        """The rows that forward derives from one bottom and backward reuses."""
-        batch_to_rows(bottom.data.reshape(self.num, self.channels, -1), self.rows)
-
-    def _forward(self, bottom, top):
-        """One bottom/top pair (Blobs)."""
-        self._prepare(bottom)
-        self._conv_cols(self.rows, self.col)
-        if self.nd:
-            col2im_nd(self.col, self.image_shape, *self.nd_geometry, self._flat_view(top.data))
-        else:
-            col2im(self.col, *self._geometry(), self._image_view(top.data))
-        if len(self.blobs) > 1:
-            self._flat_view(top.data)[...] += self.blobs[1].data.reshape(-1, 1)
-
-    def _backward(self, top, propagate_down, bottom):
-        """One bottom/top pair (Blobs), after `_prepare(bottom)`."""
-        images_diff = self._flat_view(top.diff)
-        if len(self.blobs) > 1:
-            add_bias_grad(images_diff, self.blobs[1].diff)
-        if self.nd:
-            im2col_nd(images_diff, self.image_shape, *self.nd_geometry, self.col_diff)
-        else:
-            im2col(self._image_view(top.diff), *self._geometry(), self.col_diff)
-        self._weight_grad(self.col_diff, self.rows)
-        if propagate_down:
-            self._conv_rows(self.col_diff, self.rows)
-            rows_to_batch(self.rows, self.zero_bias, bottom.diff.reshape(self.num, self.channels, -1))

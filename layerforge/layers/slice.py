@@ -1,11 +1,10 @@
-"""Slice and Concat: cut a blob into pieces along one axis, and join pieces along one axis."""
-import numpy as np
+"""Slice: cut a blob into pieces along one axis; `resolve_axis` and `axis_index` serve Concat too."""
 
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 
 
-def _resolve_axis(layer, blob, param, old_name):
+def resolve_axis(layer, blob, param, old_name):
     """`axis`, or the deprecated `slice_dim`/`concat_dim` when axis is not set (MyCaffe sets both)."""
     def canonical(field):
         value = getattr(param, field)
@@ -22,7 +21,7 @@ def _resolve_axis(layer, blob, param, old_name):
     return axis
 
 
-def _index(axis, start, stop):
+def axis_index(axis, start, stop):
     return (slice(None),) * axis + (slice(start, stop),)
 
 
@@ -35,7 +34,7 @@ class SliceLayer(Layer):
 
     def reshape(self, bottom, top):
         param = self.param.slice_param
-        self.axis = _resolve_axis(self, bottom[0], param, "slice_dim")
+        self.axis = resolve_axis(self, bottom[0], param, "slice_dim")
         size = bottom[0].shape[self.axis]
         points = list(param.slice_point)
         if points:
@@ -58,40 +57,9 @@ class SliceLayer(Layer):
 
     def forward(self, bottom, top):
         for blob, (start, stop) in zip(top, self.bounds):
-            blob.data[...] = bottom[0].data[_index(self.axis, start, stop)]
+            blob.data[...] = bottom[0].data[axis_index(self.axis, start, stop)]
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             for blob, (start, stop) in zip(top, self.bounds):
-                bottom[0].diff[_index(self.axis, start, stop)] = blob.diff
-
-
-@register_layer("Concat")
-class ConcatLayer(Layer):
-    """Join the bottoms along `axis`; all other dimensions must agree."""
-
-    min_bottom = 1
-    exact_num_top = 1
-
-    def reshape(self, bottom, top):
-        self.axis = _resolve_axis(self, bottom[0], self.param.concat_param, "concat_dim")
-        first = bottom[0].shape
-        for i, blob in enumerate(bottom[1:], 1):
-            if (len(blob.shape) != len(first)
-                    or any(a != b for k, (a, b) in enumerate(zip(blob.shape, first)) if k != self.axis)):
-                raise self.error(f"bottom[{i}] shape {blob.shape} does not match bottom[0] shape {first} "
-                                 f"outside the concat axis {self.axis}")
-        ends = np.cumsum([blob.shape[self.axis] for blob in bottom])
-        self.bounds = list(zip([0, *ends[:-1]], ends))
-        shape = list(first)
-        shape[self.axis] = int(ends[-1])
-        top[0].reshape(shape)
-
-    def forward(self, bottom, top):
-        for blob, (start, stop) in zip(bottom, self.bounds):
-            top[0].data[_index(self.axis, start, stop)] = blob.data
-
-    def backward(self, top, propagate_down, bottom):
-        for down, blob, (start, stop) in zip(propagate_down, bottom, self.bounds):
-            if down:
-                blob.diff[...] = top[0].diff[_index(self.axis, start, stop)]
+                bottom[0].diff[axis_index(self.axis, start, stop)] = blob.diff

@@ -1,36 +1,11 @@
-"""Layers that copy or re-view data without computing: Split, Flatten, Reshape, Silence."""
+"""Reshape: the same values under a new shape; `ReshapingLayer` is the base Flatten shares."""
 import numpy as np
 
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
 
 
-@register_layer("Split")
-class SplitLayer(Layer):
-    """Copy one bottom to every top; the bottom's gradient is the sum of the tops' gradients.
-
-    The net inserts this layer where one top feeds several layers.
-    """
-
-    exact_num_bottom = 1
-    min_top = 1
-
-    def reshape(self, bottom, top):
-        for blob in top:
-            blob.reshape_like(bottom[0])
-
-    def forward(self, bottom, top):
-        for blob in top:
-            blob.data[...] = bottom[0].data
-
-    def backward(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            np.copyto(bottom[0].diff, top[0].diff)
-            for blob in top[1:]:
-                bottom[0].diff += blob.diff
-
-
-class _ReshapingLayer(Layer):
+class ReshapingLayer(Layer):
     """Base of Flatten and Reshape: the top holds the bottom's values in `self.top_shape`."""
 
     exact_num_bottom = 1
@@ -47,32 +22,8 @@ class _ReshapingLayer(Layer):
             bottom[0].diff[...] = top[0].diff.reshape(bottom[0].shape)
 
 
-@register_layer("Flatten")
-class FlattenLayer(_ReshapingLayer):
-    """Merge axes `axis` .. `end_axis` (inclusive) into one: N×C×H×W -> N×(C·H·W) by default."""
-
-    batch_independent = True
-
-    def batch_independent_for(self, bottom):
-        return self.param.flatten_param.axis % bottom[0].num_axes > 0   # axis 0 folds the items
-
-    def top_shape(self, blob):
-        param = self.param.flatten_param
-        axes = []
-        for field in ("axis", "end_axis"):
-            value = getattr(param, field)
-            if not -blob.num_axes <= value < blob.num_axes:
-                raise self.error(f"{field} {value} is out of range for bottom shape {blob.shape}")
-            axes.append(value % blob.num_axes)
-        start, end = axes
-        if end < start:
-            raise self.error(f"end_axis {param.end_axis} comes before axis {param.axis} "
-                             f"for bottom shape {blob.shape}")
-        return blob.shape[:start] + (blob.count_range(start, end + 1),) + blob.shape[end + 1:]
-
-
 @register_layer("Reshape")
-class ReshapeLayer(_ReshapingLayer):
+class ReshapeLayer(ReshapingLayer):
     """Caffe's Reshape: `shape` replaces axes [axis, axis + num_axes); 0 copies a dim, -1 infers one."""
 
     def setup(self, bottom, top):
@@ -109,22 +60,3 @@ class ReshapeLayer(_ReshapingLayer):
             raise self.error(f"top shape {tuple(shape)} ({int(np.prod(shape, dtype=np.int64))} values) does "
                              f"not match bottom shape {blob.shape} ({blob.count} values)")
         return tuple(shape)
-
-
-@register_layer("Silence")
-class SilenceLayer(Layer):
-    """Consume bottoms nobody else uses, so the net does not report them; their gradient is zero."""
-
-    min_bottom = 1
-    exact_num_top = 0
-
-    def reshape(self, bottom, top):
-        pass
-
-    def forward(self, bottom, top):
-        pass
-
-    def backward(self, top, propagate_down, bottom):
-        for down, blob in zip(propagate_down, bottom):
-            if down:
-                blob.diff[...] = 0
