@@ -10,9 +10,23 @@ import pytest
 
 from layerforge.io import ConfigError
 from layerforge.solvers.checkpoint import prefix_lock
-from tests.synthetic import ROOT, siamese_lmdbs, siamese_solver
+from tests.synthetic import ROOT
 
 TRAIN = [sys.executable, "-m", "layerforge", "train", "--solver"]
+
+
+def _tiny_solver(tmp_path):
+    """A net that trains fast (no LMDB, small kernels), logging every iteration."""
+    (tmp_path / "net.prototxt").write_text(
+        'name: "tiny"\nlayer { name: "data" type: "DummyData" top: "data" top: "target" dummy_data_param '
+        '{ shape { dim: 4 dim: 3 } shape { dim: 4 dim: 2 } data_filler { type: "gaussian" } } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "y" inner_product_param '
+        '{ num_output: 2 weight_filler { type: "gaussian" std: 0.5 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "target" top: "loss" }\n')
+    path = tmp_path / "solver.prototxt"
+    path.write_text(f'net: "{tmp_path / "net.prototxt"}" base_lr: 0.001 max_iter: 100000000 display: 1 '
+                    f'snapshot_prefix: "{tmp_path / "run" / "siamese"}"')
+    return path
 
 
 def _start_and_wait(command, text, timeout=300):
@@ -31,7 +45,7 @@ def _start_and_wait(command, text, timeout=300):
 
 @pytest.mark.parametrize("end", [signal.SIGINT, signal.SIGKILL])
 def test_second_run_on_the_same_prefix_fails_naming_the_first(tmp_path, end):
-    solver = siamese_solver(tmp_path, siamese_lmdbs(tmp_path), 8, "run", max_iter=100000)
+    solver = _tiny_solver(tmp_path)
     first = _start_and_wait(TRAIN + [str(solver)], "Iteration 5,")
     try:
         logged = (tmp_path / "run" / "siamese_log.jsonl").read_text()
