@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from layerforge.data.errors import DatasetError
+from layerforge.io import process_alive
 from layerforge.proto import layerforge_pb2 as pb
 
 MAP_SIZE = 1 << 40  # address space only: the file grows with the data (Caffe uses the same)
@@ -35,7 +36,6 @@ BACKENDS = ("lmdb", "leveldb")
 
 def _remove_stale_folders(path):
     """Remove `.<name>.tmp-<pid>` / `.<name>.old-<pid>` folders that killed builds of `path` left."""
-    from layerforge.io import process_alive
     for stale in path.parent.glob(f".{path.name}.*-*"):
         kind, _, pid = stale.name[len(path.name) + 2:].partition("-")
         if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
