@@ -31,6 +31,10 @@ gradients are ready, before the update (pycaffe's on_start / on_gradients_ready)
 "outputs", "loss"}; {"event": "snapshot", "iter", "caffemodel", "solverstate"};
 {"event": "stop", "iter", "reason"} with reason max_iter, sigint, early_stopping, diverged
 or a request_stop reason.
+
+This module is over 400 lines because the loop, its data-parallel agreement and its signal
+handling all act on one iteration's state; policies, monitors, checkpoints, the divergence
+guard, validation and the update rules live in their own modules.
 """
 import contextlib
 import logging
