@@ -21,8 +21,9 @@ def _first(values, default):
 
 def _pair(param, name, default):
     """Caffe's kernel/stride/pad spelling: repeated `name`, or `name_h`/`name_w`."""
-    if param.HasField(f"{name}_h"):
-        return getattr(param, f"{name}_h"), getattr(param, f"{name}_w")
+    short = "kernel" if name == "kernel_size" else name
+    if param.HasField(f"{short}_h"):
+        return getattr(param, f"{short}_h"), getattr(param, f"{short}_w")
     value = getattr(param, name)
     value = _first(value, default) if not isinstance(value, int) else (value or default)
     return value, value

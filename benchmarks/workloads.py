@@ -264,6 +264,11 @@ def check_agreement(name, batch):
 
 
 def peak_rss_mb():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it starts afresh at exec,
+    so a child does not report its parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
