@@ -50,3 +50,22 @@ def test_on_first_compile_calls_back_once_and_not_for_compiled_code():
     with on_first_compile(lambda: calls.append(2)):
         assert twice(3) == 6                                     # already compiled: no callback
     assert calls == [1]
+
+
+def test_progress_bar_says_compiling_until_the_first_iteration():
+    import io
+
+    from tqdm import tqdm
+
+    from layerforge.cli import _CompileNotice
+
+    stream = io.StringIO()
+    bar = tqdm(total=10, file=stream, mininterval=0)
+    notice = _CompileNotice()
+    notice.show(bar)
+    notice()                                                     # Numba starts compiling
+    assert stream.getvalue().split("\r")[-1].startswith("compiling Numba kernels")   # the bar as shown now
+    notice.done(bar)
+    bar.update(1)
+    assert "compiling" not in stream.getvalue().split("\r")[-1]
+    bar.close()
