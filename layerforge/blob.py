@@ -1,7 +1,35 @@
 """Blob: the data and gradient (diff) arrays of one shape that flow between layers."""
 import math
+import os
 
 import numpy as np
+
+
+class BlobSizeError(ValueError):
+    """A blob of this shape cannot be allocated."""
+
+
+def _memory_bytes():
+    """The machine's physical memory, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _allocate(shape, dtype):
+    """data and diff arrays of `shape`; sizes beyond the machine's memory are a BlobSizeError
+    (a ValueError) naming the bytes asked for (numpy's zeros would promise them and fail when touched)."""
+    asked = 2 * math.prod(shape) * dtype.itemsize
+    memory = _memory_bytes()
+    if memory is not None and asked > memory:
+        raise BlobSizeError(f"a blob of shape {shape} ({dtype.name}, with its diff) needs {asked:,} bytes, "
+                            f"more than this machine's {memory:,} bytes of memory")
+    try:
+        return np.zeros(shape, dtype), np.zeros(shape, dtype)
+    except (MemoryError, ValueError) as err:
+        raise BlobSizeError(f"a blob of shape {shape} ({dtype.name}, with its diff) needs {asked:,} bytes, "
+                            f"which cannot be allocated: {err}") from None
 
 
 class Blob:
@@ -14,8 +42,7 @@ class Blob:
     def __init__(self, shape=(), dtype=np.float32, learnable=True):
         self.dtype = np.dtype(dtype)
         self.learnable = learnable
-        self.data = np.zeros(tuple(int(d) for d in shape), self.dtype)
-        self.diff = np.zeros_like(self.data)
+        self.data, self.diff = _allocate(tuple(int(d) for d in shape), self.dtype)
 
     @classmethod
     def from_array(cls, array, dtype=None, learnable=True):
@@ -57,8 +84,7 @@ class Blob:
         if any(d < 0 for d in shape):
             raise ValueError(f"blob shape {shape} has a negative dimension")
         if shape != self.data.shape:
-            self.data = np.zeros(shape, self.dtype)
-            self.diff = np.zeros(shape, self.dtype)
+            self.data, self.diff = _allocate(shape, self.dtype)
 
     def reshape_like(self, other):
         self.reshape(other.shape)

@@ -170,7 +170,8 @@ def _train_arguments(p):
     "On a terminal a progress bar shows iterations, loss and the last test output (warnings "
     "still print above it); otherwise, or with --no-progress, Caffe-style log lines go to "
     "stderr. A JSON-lines log of every train/test/snapshot event "
-    "is always written (for `layerforge plot`). The final test outputs are printed at the end."))
+    "is always written (for `layerforge plot`). The final test outputs are printed at the end. "
+    "While it runs, <snapshot_prefix>.lock keeps a second run with the same prefix from starting."))
 def cmd_train(args):
     from layerforge.kernels.compiling import on_first_compile
 
@@ -225,7 +226,7 @@ def _train(args, notice):
         elif event.get("event") == "snapshot":
             saved.update(event)
 
-    with JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
+    with solver.hold_prefix(), JsonLinesLog(log_path, append=args.snapshot is not None) as jsonl:
         jsonl({"event": "start", "solver": os.fspath(args.solver), "net": solver.net.name,
                "weights": args.weights, "resume": args.snapshot, "max_iter": solver.param.max_iter})
         solver.callbacks += [jsonl, remember_tests]

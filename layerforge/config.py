@@ -7,10 +7,15 @@ layerforge:
   see twins.py); `Net(..., merge_twins=...)` overrides it.
 - LAYERFORGE_MNIST: the folder of the four MNIST IDX files (`layerforge data mnist`).
 - OPENBLAS_NUM_THREADS: when set, layerforge leaves numpy's BLAS threads as they are.
+- NUMBA_CACHE_DIR: where Numba caches compiled kernels. Unset, Numba uses the kernels'
+  `__pycache__`, else a user-wide folder under $XDG_CACHE_HOME or ~/.cache; when neither is
+  writable (a read-only install and $HOME), layerforge sets it, before the first kernel is
+  imported, to a private folder in the temporary directory (`numba_cache_fallback`).
 - OMP_WAIT_POLICY / GOMP_SPINCOUNT: when either is set, Numba's OpenMP workers keep that wait
   policy; otherwise they start with a spin of WORKER_SPIN (see kernels/threads.py).
 """
 import os
+import tempfile
 
 # GNU OpenMP's spin before an idle Numba worker sleeps (GOMP_SPINCOUNT, in spin iterations;
 # libgomp's own default is 300 000). Short enough that a worker sharing its core with another
@@ -36,3 +41,27 @@ def mnist_folder():
 
 def blas_threads_set_by_user():
     return os.environ.get("OPENBLAS_NUM_THREADS") is not None
+
+
+def _writable(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
+
+
+def numba_cache_fallback(kernels_folder):
+    """Set NUMBA_CACHE_DIR to `<tmp>/layerforge-numba-<uid>` when it is unset and neither of
+    Numba's default cache folders is writable (Numba would then refuse every cached kernel);
+    returns the folder set, else None (nothing changed)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    user_cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "numba")
+    if _writable(os.path.join(kernels_folder, "__pycache__")) or _writable(user_cache):
+        return None
+    folder = os.path.join(tempfile.gettempdir(), f"layerforge-numba-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = folder
+    return folder

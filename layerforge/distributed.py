@@ -57,8 +57,10 @@ def start():
     except ImportError:
         raise ConfigError("started by an MPI launcher with several processes, but mpi4py is not "
                           "installed: pip install 'layerforge[mpi]'") from None
-    if MPI.COMM_WORLD.size == 1:
-        return None
+    if MPI.COMM_WORLD.size == 1:   # N copies each alone would overwrite each other's snapshots
+        raise ConfigError(f"the launcher started {launched_size()} processes, but MPI sees only this one: "
+                          "the MPI runtime does not know this launcher (e.g. srun without PMI support); "
+                          "start with this MPI's own mpiexec")
     _active = World(MPI.COMM_WORLD)
     if "NUMBA_NUM_THREADS" not in os.environ:
         import numba

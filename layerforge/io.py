@@ -1,10 +1,16 @@
 """Reading and writing layerforge files: net/solver prototxt, binary weights (.caffemodel), solver state.
 
 Text errors read `file:line:col: message`. Binary files are written to a temporary file
-and renamed, so an interrupted write never replaces a good file with a broken one.
+`.tmp-<pid>-*` and renamed, so an interrupted write never replaces a good file with a broken
+one; the temporary files of killed processes are removed by the next write to that folder.
+A write that fails (a full disk) is a ConfigError naming the file. Weights and solver states
+get a checksum beside them, `<file>.sha256` (sha256sum's format; Caffe never reads it), that
+read_binary checks when it is there.
 """
+import contextlib
 import difflib
 import functools
+import hashlib
 import os
 import re
 import tempfile
@@ -174,23 +180,93 @@ def _new_file_mode(path):
         return 0o666 & ~umask
 
 
-def write_atomic(path, payload):
-    """Write bytes to `path` through a temporary file in the same folder and a rename."""
+def process_alive(pid):
+    """Is there a process with this PID (ours or another user's)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_TEMPORARY = re.compile(r"^\.tmp-(\d+)-")
+
+
+def remove_stale_temporaries(folder):
+    """Remove the `.tmp-<pid>-*` files that processes no longer alive left in `folder`."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if match and int(match.group(1)) != os.getpid() and not process_alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                continue
+
+
+def write_atomic(path, payload, before_replace=None):
+    """Write bytes to `path` through a temporary file in the same folder and a rename; an
+    OSError (e.g. the disk is full) is a ConfigError naming `path`, with `path` untouched.
+    `before_replace()` runs once the bytes are safely on disk, just before the rename."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    temporary = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        remove_stale_temporaries(folder)
+        handle, temporary = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", dir=folder)
         os.fchmod(handle, _new_file_mode(path))
         with os.fdopen(handle, "wb") as out:
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
+    except BaseException as err:
+        if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(err, OSError):
+            raise ConfigError(f"{path}: cannot write {len(payload):,} bytes: {err.strerror or err}") from err
         raise
+
+
+def checksum_path(path):
+    return f"{os.fspath(path)}.sha256"
+
+
+def write_checksummed(path, payload):
+    """write_atomic, then `<path>.sha256` with the payload's SHA-256. An older checksum is
+    removed just before the rename, so it never describes another file (and stays when the
+    write fails before it)."""
+    def remove_old_checksum():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(checksum_path(path))
+
+    write_atomic(path, payload, before_replace=remove_old_checksum)
+    digest = hashlib.sha256(payload).hexdigest()
+    write_atomic(checksum_path(path), f"{digest}  {os.path.basename(os.fspath(path))}\n".encode())
+
+
+def _check_checksum(path, payload):
+    """When `<path>.sha256` exists, the payload must match it (files without one, such as
+    Caffe's, are read as they are)."""
+    try:
+        with open(checksum_path(path), encoding="utf-8") as handle:
+            expected = handle.read().split()[:1]
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{checksum_path(path)}: cannot read the checksum: {err}") from None
+    if expected != [hashlib.sha256(payload).hexdigest()]:
+        raise ConfigError(f"{path}: corrupt: its SHA-256 does not match {checksum_path(path)} (bytes changed or "
+                          f"lost since it was written); use another snapshot, or delete the .sha256 "
+                          f"file if the file was replaced on purpose")
 
 
 def read_binary(path, message):
@@ -200,6 +276,7 @@ def read_binary(path, message):
             payload = handle.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    _check_checksum(path, payload)
     try:
         message.ParseFromString(payload)
     except (DecodeError, RuntimeError) as err:

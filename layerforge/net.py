@@ -17,6 +17,7 @@ import numpy as np
 from layerforge import config, io
 from layerforge.blob import Blob
 from layerforge.kernels.threads import blas_on_one_thread
+from layerforge.layer import LayerError
 from layerforge.netparam import PHASE_NAMES, NetError, filter_net, insert_splits, phase_value
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import create_layer
@@ -137,8 +138,10 @@ class Net:
                                f"give its top a new name")
             try:
                 layer.set_up(bottom, top)
-            except (ValueError, TypeError) as err:
+            except LayerError as err:
                 raise NetError(f"{self.source}: {err}") from err
+            except (ValueError, TypeError, MemoryError) as err:   # a filler's, a Blob's, numpy's
+                raise NetError(f"{self._where(layer_param)}: {err}") from err
             entry = _LayerEntry(layer_param, layer, bottom, top, bottom_names, top_names)
             entry.loss_weights = _loss_weights(layer_param, layer, len(top_names))
             self.entries.append(entry)
@@ -361,7 +364,7 @@ class Net:
 
     def save(self, path):
         """Write the weights (and layer state) as a binary .caffemodel, atomically."""
-        io.write_atomic(path, self.to_proto().SerializeToString())
+        io.write_checksummed(path, self.to_proto().SerializeToString())
 
     def copy_from(self, weights):
         """Load blobs from a .caffemodel path or NetParameter into same-named layers.
@@ -372,11 +375,11 @@ class Net:
         source = weights if isinstance(weights, pb.NetParameter) else io.read_weights(weights)
         where = "<NetParameter>" if isinstance(weights, pb.NetParameter) else os.fspath(weights)
         with_blobs = [layer_param for layer_param in source.layer if layer_param.blobs]
-        copied = set()
+        copied, ignored = set(), []
         for layer_param in with_blobs:
             layer = self.layers.get(layer_param.name)
             if layer is None or not layer.blobs:
-                log.info("%s: ignoring source layer '%s' (not in this net)", where, layer_param.name)
+                ignored.append(layer_param.name)
                 continue
             arrays = [io.blobproto_to_array(b, f"{where}: layer '{layer_param.name}' blob {i}")
                       for i, b in enumerate(layer_param.blobs)]
@@ -391,6 +394,8 @@ class Net:
                            f"({', '.join(l.name for l in with_blobs[:5])}{', ...' if len(with_blobs) > 5 else ''}) "
                            f"is a layer of net '{self.name}' ({self.source}); is it the weights file of "
                            f"another net?")
+        for name in ignored:
+            log.info("%s: ignoring source layer '%s' (not in this net)", where, name)
         for name in targets:
             if name not in copied:
                 log.info("%s: layer '%s' keeps its initial values (not in the weights file)", where, name)

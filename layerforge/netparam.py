@@ -16,6 +16,8 @@ def phase_value(phase):
             return pb.Phase.Value(phase.upper())
         except ValueError:
             raise ValueError(f"unknown phase {phase!r}; use TRAIN, TEST or RUN") from None
+    if isinstance(phase, bool) or not isinstance(phase, int) or phase not in PHASE_NAMES:
+        raise ValueError(f"unknown phase {phase!r}; use TRAIN, TEST or RUN")
     return int(phase)
 
 

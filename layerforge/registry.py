@@ -67,6 +67,11 @@ def python_layer_class(python_param, layer_name="?"):
     if cls is None:
         raise UnknownLayerError(f"layer '{layer_name}': module {python_param.module!r} has no "
                                 f"class {python_param.layer!r} (python_param.layer)")
+    from layerforge.layer import Layer
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise UnknownLayerError(f"layer '{layer_name}': {python_param.module}.{python_param.layer} is "
+                                f"not a layer class: a Python layer must subclass layerforge.Layer "
+                                f"(caffe.Layer)")
     return cls
 
 

@@ -152,7 +152,8 @@ def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, cla
         classes = sorted(set(int(c) for c in classes))
         if not classes or not set(classes) <= set(range(10)):
             raise DatasetError(f"MNIST classes are the digits 0-9, got {classes or 'none'}")
-    elif all(count_records(targets[s], backend) == SPLITS[s][2] for s in SPLITS):
+    elif all(count_records(targets[s], backend) == SPLITS[s][2] and _decodes(targets[s], backend)
+             for s in SPLITS):
         return targets["train"], targets["test"]
     idx_dir = idx_dir or config.mnist_folder() or download_mnist(out_dir / "raw", mirrors)
     splits = load_mnist(idx_dir)  # everything is verified before any LMDB is touched
@@ -169,11 +170,23 @@ def build_mnist_lmdbs(out_dir, idx_dir=None, mirrors=MIRRORS, progress=None, cla
     return targets["train"], targets["test"]
 
 
+def _decodes(path, backend):
+    """Do all records of the database at path decode (a damaged one is rebuilt)?"""
+    try:
+        read_db(path, backend)
+    except DatasetError:
+        return False
+    return True
+
+
 def _holds(path, images, labels, exact, backend):
     """Does the database at path hold these records: as many of them, or (exact) the very records?"""
     if count_records(path, backend) != len(labels):
         return False
     if not exact:
-        return True
-    stored_images, stored_labels = read_db(path, backend)
+        return _decodes(path, backend)
+    try:
+        stored_images, stored_labels = read_db(path, backend)
+    except DatasetError:
+        return False
     return np.array_equal(stored_labels, labels) and np.array_equal(stored_images, images)

@@ -55,7 +55,7 @@ class BatchSource:
             labels = labels[:, 0]
         elif not self.output_all_labels:
             labels = np.all(labels == labels[:, :1], axis=1)
-        return data, labels.astype(np.float32), self.get_state()
+        return data, labels.astype(np.float32), self.get_state(), idx
 
 
 class Prefetcher:

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from layerforge.data.errors import DatasetError
+from layerforge.io import process_alive
 from layerforge.proto import layerforge_pb2 as pb
 
 MAP_SIZE = 1 << 40  # address space only: the file grows with the data (Caffe uses the same)
@@ -33,11 +34,21 @@ def datums(images, labels, on_record=None):
 BACKENDS = ("lmdb", "leveldb")
 
 
+def _remove_stale_folders(path):
+    """Remove `.<name>.tmp-<pid>` / `.<name>.old-<pid>` folders that killed builds of `path` left."""
+    for stale in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, pid = stale.name[len(path.name) + 2:].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _write_folder(path, fill):
     """Fill a temporary folder with fill(temp) and rename it to `path`, all or nothing:
-    on any error it is removed and an existing `path` is left untouched."""
+    on any error it is removed and an existing `path` is left untouched. Temporary folders
+    of killed builds of `path` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_folders(path)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
     try:
@@ -105,6 +116,22 @@ def _is_leveldb(path):
     return (Path(path) / "CURRENT").is_file()
 
 
+def _open_lmdb(source):
+    """A read-only lmdb Environment of `source`, checked to be whole: a data.mdb shorter than
+    the pages its header counts would crash the process (SIGBUS) when read."""
+    try:
+        env = lmdb.open(str(source), readonly=True, lock=False)
+    except lmdb.Error as err:
+        raise DatasetError(f"{source}: not a readable LMDB (corrupt or truncated: {err}); rebuild it") from None
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = os.path.getsize(Path(source) / "data.mdb")
+    if size < needed:
+        env.close()
+        raise DatasetError(f"{source}: the LMDB is truncated (data.mdb has {size:,} of its {needed:,} bytes: "
+                           f"an interrupted copy or a full disk?); rebuild it")
+    return env
+
+
 def count_records(path, backend="lmdb"):
     """Number of records in the database at `path`, or None when there is none."""
     if backend == "leveldb":
@@ -119,9 +146,9 @@ def count_records(path, backend="lmdb"):
     if not _is_lmdb(path):
         return None
     try:
-        with lmdb.open(str(path), readonly=True, lock=False) as env:
+        with _open_lmdb(path) as env:
             return env.stat()["entries"]
-    except lmdb.Error:
+    except DatasetError:
         return None
 
 
@@ -134,6 +161,9 @@ def _decode(datum, source, key):
             raise DatasetError(f"{source}: record {key}: cannot decode the encoded image: {err}") from err
         return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     shape = (datum.channels, datum.height, datum.width)
+    if 0 in shape:
+        raise DatasetError(f"{source}: record {key!r} holds no image ({shape[0]}x{shape[1]}x{shape[2]}): "
+                           f"the database is damaged; rebuild it")
     if datum.data:
         pixels = np.frombuffer(datum.data, np.uint8)
     else:
@@ -144,8 +174,10 @@ def _decode(datum, source, key):
     return pixels.reshape(shape)
 
 
-def _read_datums(source, count, items):
-    """(images, labels) of `count` (key, serialized Datum) items, all of the first one's size and kind."""
+def _read_datums(source, count, items, keys=None):
+    """(images, labels) of `count` (key, serialized Datum) items, all of the first one's size and
+    kind; labels must be class indices (>= 0) and float pixels finite. `keys`, a list, gets
+    every record's key."""
     if count == 0:
         raise DatasetError(f"{source}: the database holds no records")
     datum = pb.Datum()
@@ -165,16 +197,25 @@ def _read_datums(source, count, items):
             raise DatasetError(
                 f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
                 f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
-                f"all records must have one size (rebuild with --resize HxW)")
+                f"all records must have one size (for images of several sizes, rebuild with --resize HxW)")
+        if datum.label < 0:
+            raise DatasetError(f"{source}: record {key}: label {datum.label} is negative; labels are class "
+                               f"indices 0, 1, 2, ...")
+        if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
+            raise DatasetError(f"{source}: record {key}: {int(np.sum(~np.isfinite(image)))} pixel(s) are "
+                               f"NaN or infinite")
         images[i] = image
         labels[i] = datum.label
+        if keys is not None:
+            keys.append(key)
     return images, labels
 
 
-def read_lmdb(path):
+def read_lmdb(path, keys=None):
     """All records of an LMDB: (images N×C×H×W uint8 or float32, labels int64 N).
 
-    Every record must have the first record's size and kind (uint8 or float).
+    Every record must have the first record's size and kind (uint8 or float). A list passed
+    as `keys` gets the records' keys, in order.
     """
     source = Path(path)
     if not _is_lmdb(source):
@@ -182,11 +223,14 @@ def read_lmdb(path):
         raise DatasetError(f"{source}: no LMDB there (expected a directory holding data.mdb){hint}; "
                            f"build one with `layerforge data mnist --out DIR` or "
                            f"`layerforge data images --out DIR ROOT`")
-    with lmdb.open(str(source), readonly=True, lock=False) as env, env.begin() as txn:
-        return _read_datums(source, env.stat()["entries"], txn.cursor())
+    try:
+        with _open_lmdb(source) as env, env.begin() as txn:
+            return _read_datums(source, env.stat()["entries"], txn.cursor(), keys)
+    except lmdb.Error as err:
+        raise DatasetError(f"{source}: the LMDB is corrupt ({type(err).__name__}: {err}); rebuild it") from None
 
 
-def read_leveldb(path):
+def read_leveldb(path, keys=None):
     """All records of a LevelDB, as read_lmdb reads an LMDB."""
     import plyvel
     source = Path(path)
@@ -197,14 +241,15 @@ def read_leveldb(path):
     try:
         with plyvel.DB(str(source), create_if_missing=False) as db:
             count = sum(1 for _ in db.iterator(include_value=False))
-            return _read_datums(source, count, db.iterator())
+            return _read_datums(source, count, db.iterator(), keys)
     except plyvel.Error as err:
         raise DatasetError(f"{source}: cannot open the LevelDB: {err}") from err
 
 
-def read_db(path, backend="lmdb"):
-    """All records of the database at `path` with the named backend ("lmdb" or "leveldb")."""
-    return (read_leveldb if backend == "leveldb" else read_lmdb)(path)
+def read_db(path, backend="lmdb", keys=None):
+    """All records of the database at `path` with the named backend ("lmdb" or "leveldb");
+    a list passed as `keys` gets the records' keys."""
+    return (read_leveldb if backend == "leveldb" else read_lmdb)(path, keys)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

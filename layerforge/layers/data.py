@@ -58,7 +58,8 @@ class DataLayer(Layer):
         rng = np.random.default_rng(int(self.rng.integers(2 ** 63)))  # private: the thread draws from it
         try:
             backend = "leveldb" if dp.backend == pb.DataParameter.LEVELDB else "lmdb"
-            images, labels = read_db(os.path.expanduser(dp.source), backend)
+            self._keys = []
+            images, labels = read_db(os.path.expanduser(dp.source), backend, self._keys)
             groups = _groups(dp)
             rank, size = distributed.shard()
             sampler = self._triplet_sampler(dp, labels, dp.batch_size * size, shuffle, rng, groups, len(top)) \
@@ -71,6 +72,7 @@ class DataLayer(Layer):
         self._source = BatchSource(images, labels, sampler, transformer, dp.output_all_labels,
                                    (rank, size))
         self._state = self._source.get_state()
+        self._rows = None            # record indices of the last batch, one row per item
         self._prefetcher = Prefetcher(self._source.next, dp.prefetch, f"prefetch-{self.name}") \
             if dp.prefetch else None
         if self._prefetcher is not None:
@@ -93,12 +95,18 @@ class DataLayer(Layer):
 
     def forward(self, bottom, top):
         if self._prefetcher is None:
-            data, labels, self._state = self._source.next()
+            data, labels, self._state, self._rows = self._source.next()
         else:
-            data, labels, self._state = self._prefetcher.get()
+            data, labels, self._state, self._rows = self._prefetcher.get()
         top[0].data[...] = data
         if len(top) > 1:
             top[1].data[...] = labels
+
+    def batch_records(self, item):
+        """'<source> record <key>' (one per stacked image) of item `item` of the last batch."""
+        if self._rows is None or not 0 <= item < len(self._rows):
+            return []
+        return [f"{self.param.data_param.source} record {self._keys[row]}" for row in np.ravel(self._rows[item])]
 
     def get_state(self):
         """Position and RNG state after the last batch this layer returned (JSON-serialisable)."""

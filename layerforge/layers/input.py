@@ -27,8 +27,9 @@ class InputLayer(Layer):
     def setup(self, bottom, top):
         shapes = one_or_per_top(self, self.param.input_param.shape, top, "input_param.shape")
         for blob, shape in zip(top, shapes):
-            if any(d < 0 for d in shape.dim):
-                raise self.error(f"input_param.shape {list(shape.dim)} has a negative dimension")
+            if any(d < 1 for d in shape.dim):
+                raise self.error(f"input_param.shape {list(shape.dim)} has a dimension below 1 "
+                                 f"(a batch or an image of no items holds nothing to compute)")
             blob.reshape(shape.dim)
 
     def prepare_input(self, index, value):

@@ -32,8 +32,11 @@ def read_labels(layer, blob, view, ignore_label):
     valid = labels != ignore_label if ignore_label is not None else np.ones(labels.shape, bool)
     bad = valid & ((labels < 0) | (labels >= classes))
     if bad.any():
-        raise layer.error(f"label {labels[bad][0]} is outside [0, {classes}) for {classes} classes"
-                          + (f" and is not ignore_label {ignore_label}" if ignore_label is not None else ""))
+        error = layer.error(f"label {labels[bad][0]} is outside [0, {classes}) for {classes} classes"
+                            + (f" and is not ignore_label {ignore_label}" if ignore_label is not None else ""))
+        rows_per_item = max(outer // blob.shape[0], 1) if blob.shape and blob.shape[0] else 1
+        error.item = int(np.argwhere(bad)[0][0]) // rows_per_item   # the batch item, for the solver's message
+        raise error
     return np.where(valid, labels, 0), valid
 
 

@@ -35,6 +35,7 @@ or a request_stop reason.
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 
@@ -44,6 +45,7 @@ from layerforge import distributed
 from layerforge.io import ConfigError
 from layerforge.kernels.threads import blas_on_one_thread
 from layerforge.kernels.updates import sum_squares
+from layerforge.layer import LayerError
 from layerforge.solvers import checkpoint, lr_policies
 from layerforge.solvers.guard import DivergenceGuard
 from layerforge.solvers.monitors import EarlyStopping, LossAverage, Plateau, monitored_value
@@ -78,6 +80,7 @@ class Solver:
         weights = weight_paths(p.weights if weights is None else weights)
         self.world = distributed.start()
         self.net, self.test_nets = build_nets(p, self.source, folder, seed, weights)
+        self._check_trainable()
         check_monitors(p, self.test_nets, self.source)
         self.iter = 0
         self.lr_scale = 1.0
@@ -90,11 +93,23 @@ class Solver:
         self._signalled = None       # in a data-parallel run: a signal waiting for the ranks to agree
         self.guard = DivergenceGuard()
         self._last_snapshot_iter = None
+        self._last_snapshot = None      # (caffemodel, solverstate) of the last snapshot written or resumed
+        self._prefix_held = 0
         self.snapshot_prefix = checkpoint.snapshot_prefix(p, self.source, folder)
         self._broadcast_state()
 
     def _error(self, message):
         return ConfigError(f"{self.source}: {message}")
+
+    def _check_trainable(self):
+        """An empty train net, or one with neither a loss nor a learnable parameter, would
+        "train" nothing and write an empty .caffemodel: an error instead."""
+        where = f"the train net '{self.net.name}' ({self.net.source})"
+        if not self.net.entries:
+            raise self._error(f"{where} has no layers in phase TRAIN")
+        if not self.net.loss_weights and not self.net.learnable_params:
+            raise self._error(f"{where} has no loss (a loss layer or a loss_weight) and no learnable "
+                              f"parameter: there is nothing to train")
 
     def check_rule(self):
         """Subclasses reject settings their update rule cannot use."""
@@ -152,7 +167,10 @@ class Solver:
                     break
             self.guard.keep(self.iter, lambda: checkpoint.serialize(self))
             self._emit({"event": "iteration_start", "iter": self.iter})
-            loss = self._forward_backward()
+            try:
+                loss = self._forward_backward()
+            except LayerError as err:
+                self._bad_batch(err)
             if self.world is not None:
                 self._average_over_ranks(loss)
             self.loss_average.observe(loss)
@@ -176,7 +194,7 @@ class Solver:
         self._stop_reason = None
         if resume is not None:
             self.restore(resume)
-        with self._signal_handlers():
+        with self.hold_prefix(), self._signal_handlers():
             self.step(p.max_iter - self.iter)
             reason = self._stop_reason or "max_iter"
             if (p.snapshot_after_train or reason in STOP_SIGNALS) and self._last_snapshot_iter != self.iter:
@@ -193,6 +211,24 @@ class Solver:
             self._test_all()
         log.info("Optimization Done.")
         self._emit({"event": "stop", "iter": self.iter, "reason": "max_iter"})
+
+    @contextlib.contextmanager
+    def hold_prefix(self):
+        """Lock the snapshot prefix for this run (nestable; rank 0 only): a second run with
+        the same prefix fails instead of mixing its files with this one's."""
+        if self._prefix_held or distributed.shard()[0] != 0:
+            self._prefix_held += 1
+            try:
+                yield
+            finally:
+                self._prefix_held -= 1
+            return
+        with checkpoint.prefix_lock(self.snapshot_prefix):
+            self._prefix_held = 1
+            try:
+                yield
+            finally:
+                self._prefix_held = 0
 
     @contextlib.contextmanager
     def _signal_handlers(self):
@@ -230,6 +266,21 @@ class Solver:
                 self._diverge(f"Iteration {self.iter}: the loss is {loss}; {where}", layer)
             total += loss
         return total / self.param.iter_size
+
+    def _bad_batch(self, err):
+        """A layer refused this iteration's batch (e.g. a label out of range): snapshot the state
+        before it (this iteration's update is not applied) and raise a ConfigError naming the
+        iteration and, when the layer says which item, the record it came from."""
+        records = [record for layer in self.net.layers.values() if hasattr(layer, "batch_records")
+                   for record in layer.batch_records(getattr(err, "item", -1))]
+        where = f" (batch item {err.item}: {', '.join(records)})" if records else ""
+        saved = ""
+        if self.world is None:
+            model_path, state_path = self.snapshot()
+            saved = (f"; the weights before it are saved in {model_path} and {state_path} (resuming "
+                     f"continues after this batch)")
+        self._emit({"event": "stop", "iter": self.iter, "reason": "bad_input"})
+        raise ConfigError(f"Iteration {self.iter}: {err}{where}{saved}") from err
 
     def _diverge(self, message, layer):
         """Snapshot the last truly good state and raise TrainingDiverged."""
@@ -323,9 +374,17 @@ class Solver:
                     "outputs": {n: v.item() if v.size == 1 else v for n, v in outputs.items()}})
 
     def _test_all(self):
+        """Test every test net. A stop during the pass puts the test nets' readers and the
+        monitors back as they were before it, so the snapshot resumes into the same pass."""
+        readers = checkpoint.layer_states(self.test_nets)
+        monitors = (self.lr_scale, self.plateau.state(), self.early_stopping.state())
         for index in range(len(self.test_nets)):
             outputs = self.test(index)
             if outputs is None:
+                checkpoint.set_layer_states(self.test_nets, readers)
+                self.lr_scale = monitors[0]
+                self.plateau.load(monitors[1])
+                self.early_stopping.load(monitors[2])
                 return
             if index == 0:
                 self._observe_test(outputs)
@@ -370,14 +429,20 @@ class Solver:
 
     def snapshot(self):
         """Write <prefix>_iter_N.caffemodel and .solverstate atomically; returns both paths."""
-        model_path, state_path = checkpoint.snapshot(self)
-        self._last_snapshot_iter = self.iter
+        try:
+            model_path, state_path = checkpoint.snapshot(self)
+        except ConfigError as err:
+            kept = (f"the previous snapshot (iteration {self._last_snapshot_iter}) is kept: "
+                    f"{self._last_snapshot[0]} and {self._last_snapshot[1]}" if self._last_snapshot
+                    else "there is no earlier snapshot of this run")
+            raise ConfigError(f"Iteration {self.iter}: the snapshot failed: {err}; {kept}") from err
+        self._last_snapshot_iter, self._last_snapshot = self.iter, (model_path, state_path)
         self._emit({"event": "snapshot", "iter": self.iter, "caffemodel": model_path,
                     "solverstate": state_path})
         return model_path, state_path
 
     def restore(self, path):
         """Continue from a .solverstate: weights, history, iteration, rates and random states."""
-        checkpoint.restore(self, path)
+        model_path = checkpoint.restore(self, path)
         self._broadcast_state()
-        self._last_snapshot_iter = self.iter
+        self._last_snapshot_iter, self._last_snapshot = self.iter, (model_path, os.fspath(path))

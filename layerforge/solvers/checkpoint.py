@@ -5,6 +5,9 @@ in layerforge's own fields: every layer's random generator and get_state() (a da
 position) in `rng_state`; the loss window, plateau and early-stopping state in
 `monitor_state`. Resuming from iteration k therefore repeats the uninterrupted run exactly.
 """
+import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -38,6 +41,23 @@ def _layer_states(nets):
     return {"nets": states}
 
 
+def layer_states(nets):
+    """A copy of every layer's random generator and get_state() in `nets` (for set_layer_states)."""
+    return json.loads(json.dumps(_layer_states(nets), default=_json_default))
+
+
+def set_layer_states(nets, states):
+    """Put back what layer_states() (or a snapshot's rng_state) holds; layers not in it stay."""
+    for net, layers in zip(nets, states["nets"]):
+        for name, saved in layers.items():
+            layer = net.layers.get(name)
+            if layer is None:
+                continue
+            layer.rng.bit_generator.state = saved["rng"]
+            if "data" in saved:
+                layer.set_state(saved["data"])
+
+
 def snapshot(solver):
     """Write both files atomically; returns (caffemodel path, solverstate path). In a
     data-parallel run only rank 0 writes (every rank holds the same state)."""
@@ -65,9 +85,15 @@ def write(files):
     (model_path, model), (state_path, state) = files.items()
     if distributed.shard()[0] == 0:
         log.info("Snapshotting to binary proto file %s", model_path)
-        io.write_atomic(model_path, model)
+        io.write_checksummed(model_path, model)
         log.info("Snapshotting solver state to binary proto file %s", state_path)
-        io.write_atomic(state_path, state)
+        try:
+            io.write_checksummed(state_path, state)
+        except BaseException:       # no weights without their state: the pair is one snapshot
+            for path in (model_path, io.checksum_path(model_path)):
+                if os.path.exists(path):
+                    os.unlink(path)
+            raise
     return model_path, state_path
 
 
@@ -92,11 +118,13 @@ def _history(solver, state, path):
 
 
 def restore(solver, path):
-    """Continue from a .solverstate: weights, history, iteration, rates and random states."""
+    """Continue from a .solverstate: weights, history, iteration, rates and random states;
+    returns the path of the weights it loaded (None when the state names none)."""
     path = os.fspath(path)
     log.info("Restoring previous solver status from %s", path)
     state = io.read_binary(path, pb.SolverState())
     history = _history(solver, state, path)
+    learned = None
     if state.learned_net:
         learned = state.learned_net
         if not os.path.exists(learned):
@@ -111,20 +139,51 @@ def restore(solver, path):
     solver.iter = state.iter        # current_step follows from it (lr_policies.current_step)
     solver.lr_scale = float(state.learning_rate_scale)
     if state.rng_state:
-        for net, layers in zip(solver.nets, json.loads(state.rng_state)["nets"]):
-            for name, saved in layers.items():
-                layer = net.layers.get(name)
-                if layer is None:
-                    continue
-                layer.rng.bit_generator.state = saved["rng"]
-                if "data" in saved:
-                    layer.set_state(saved["data"])
+        set_layer_states(solver.nets, json.loads(state.rng_state))
     if state.monitor_state:
         monitor = json.loads(state.monitor_state)
         solver.lr_scale = monitor["lr_scale"]
         solver.loss_average.load(monitor)
         solver.plateau.load(monitor["plateau"])
         solver.early_stopping.load(monitor["early_stopping"])
+    return learned
+
+
+@contextlib.contextmanager
+def prefix_lock(prefix):
+    """Hold an exclusive lock on `<prefix>.lock` (holding this process's PID) while training,
+    so two runs never mix their snapshots and logs; a second run is a ConfigError naming the
+    PID of the first. The lock goes with the process, however it ends; the file is removed
+    on release."""
+    path = f"{prefix}.lock"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(handle)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise ConfigError(f"{path}: another training run (PID {holder}) is writing snapshots with the "
+                              f"snapshot_prefix {prefix!r}; wait for it to end or set another "
+                              f"snapshot_prefix") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle).st_ino
+        except FileNotFoundError:      # the holder released it between our open and our lock
+            same = False
+        if same:
+            break
+        os.close(handle)
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(handle)
 
 
 def snapshot_prefix(param, source, folder):

@@ -11,9 +11,19 @@ from layerforge.solvers.base import Solver
 from layerforge.solvers.registry import register_solver
 
 
+def _check_momentum(solver):
+    """A momentum of 1 or more never forgets a step: the velocity grows without bound."""
+    if not 0 <= solver.param.momentum < 1:
+        raise solver._error(f"momentum must be in [0, 1) for {solver.type_name} "
+                            f"(got {solver.param.momentum:g}); 0.9 is usual")
+
+
 @register_solver("SGD")
 class SGDSolver(Solver):
     """Stochastic gradient descent with momentum: v = momentum·v + lr·g; w -= v."""
+
+    def check_rule(self):
+        _check_momentum(self)
 
     def apply_rule(self, data, diff, history, grad_scale, local_decay, l1, local_rate):
         updates.sgd_update(data, diff, history[0], grad_scale, local_decay, l1, local_rate,
@@ -23,6 +33,9 @@ class SGDSolver(Solver):
 @register_solver("Nesterov")
 class NesterovSolver(Solver):
     """Nesterov's accelerated gradient, Caffe's form: w -= (1 + momentum)·v' − momentum·v."""
+
+    def check_rule(self):
+        _check_momentum(self)
 
     def apply_rule(self, data, diff, history, grad_scale, local_decay, l1, local_rate):
         updates.nesterov_update(data, diff, history[0], grad_scale, local_decay, l1, local_rate,

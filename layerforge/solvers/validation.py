@@ -1,5 +1,6 @@
 """Reading a SolverParameter and checking it before any net is built: one clear ConfigError
 naming the solver file and the wrong setting."""
+import math
 import os
 
 from layerforge import io
@@ -42,6 +43,8 @@ def check_param(p, source):
         raise error(f"give exactly one train net, not {' and '.join(sources)}")
     if not p.HasField("base_lr"):
         raise error("base_lr is missing: set the base learning rate, e.g. `base_lr: 0.01`")
+    if not math.isfinite(p.base_lr):
+        raise error(f"base_lr must be a finite number >= 0 (got {fmt(p.base_lr)})")
     if p.base_lr < 0:
         raise error(f"base_lr must not be negative (got {fmt(p.base_lr)})")
     policy = p.lr_policy or "fixed"

@@ -71,8 +71,11 @@ class Graph:
 def export_onnx(net, path):
     """Write `net` (a Net in phase RUN, weights loaded) to an ONNX file at `path`; returns the
     onnx ModelProto. Graph inputs are the net's inputs, outputs its outputs."""
-    import onnx
-    from onnx import TensorProto, helper
+    try:
+        import onnx
+        from onnx import TensorProto, helper
+    except ImportError:
+        raise ExportError("export --onnx needs the onnx package: pip install 'layerforge[onnx]'") from None
 
     net.forward()   # settles every blob's shape (e.g. a Decode top's class count) on the inputs held
     graph = Graph(net)

@@ -57,3 +57,12 @@ def test_ring_allreduce_cost_model():
     assert distributed.ring_allreduce_seconds(1_000_000, 2, 10) == pytest.approx(3.2e-3 + 2 * 5e-6)
     assert distributed.ring_allreduce_seconds(1_000_000, 1, 10) == 0
     assert distributed.scaling_efficiency(0.01, 1_000_000, 2, 10) == pytest.approx(0.01 / (0.01 + 3.21e-3))
+
+
+def test_several_processes_that_mpi_does_not_see_are_an_error():
+    pytest.importorskip("mpi4py", reason="needs mpi4py (pip install 'layerforge[mpi]')")
+    code = ("from layerforge import distributed\n"
+            "try:\n    distributed.start()\nexcept ValueError as err:\n    print(err)\n")
+    env = {**__import__("os").environ, "SLURM_NTASKS": "4"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    assert "the launcher started 4 processes, but MPI sees only this one" in out

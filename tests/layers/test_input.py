@@ -43,9 +43,11 @@ def test_wrong_number_of_shapes_raises(shapes, tops):
         make_layer(input_text(shapes, tops), [])
 
 
-def test_negative_dimension_raises():
-    with pytest.raises(LayerError, match=r"layer 'in' \(Input\): input_param.shape \[2, -1\] has a negative"):
-        make_layer(input_text([(2, -1)]), [])
+@pytest.mark.parametrize("dims", [(2, -1), (0, 3)])
+def test_dimension_below_one_raises(dims):
+    shown = ", ".join(map(str, dims))
+    with pytest.raises(LayerError, match=rf"layer 'in' \(Input\): input_param.shape \[{shown}\] has a dimension below 1"):
+        make_layer(input_text([dims]), [])
 
 
 def test_transform_param_applies_to_arrays_fed_through_the_net():

@@ -34,7 +34,8 @@ def test_first_sigint_finishes_the_iteration_snapshots_and_stops(tmp_path):
     interrupt_at(solver, 3)
     solver.solve()
     assert solver.iter == 3
-    assert sorted(os.listdir(tmp_path)) == ["s_iter_3.caffemodel", "s_iter_3.solverstate"]
+    assert sorted(os.listdir(tmp_path)) == ["s_iter_3.caffemodel", "s_iter_3.caffemodel.sha256",
+                                            "s_iter_3.solverstate", "s_iter_3.solverstate.sha256"]
     assert events[-1] == {"event": "stop", "iter": 3, "reason": "sigint"}
     assert signal.getsignal(signal.SIGINT) is previous
 

@@ -65,7 +65,8 @@ def test_snapshot_files_and_state(tmp_path, monkeypatch):
     solver.solve()
     assert [e["iter"] for e in snapshots] == [2, 4, 5]        # interval, then snapshot_after_train
     names = sorted(os.listdir(tmp_path / "snaps"))
-    assert names == [f"lin_iter_{i}.{ext}" for i in (2, 4, 5) for ext in ("caffemodel", "solverstate")]
+    assert names == [f"lin_iter_{i}.{ext}{check}" for i in (2, 4, 5) for ext in ("caffemodel", "solverstate")
+                     for check in ("", ".sha256")]
     state = io.read_binary(tmp_path / "snaps" / "lin_iter_5.solverstate", pb.SolverState())
     assert state.iter == 5 and state.learned_net == "snaps/lin_iter_5.caffemodel"
     np.testing.assert_array_equal(io.blobproto_to_array(state.history[0]), solver.history[0])
@@ -97,11 +98,12 @@ def test_failed_snapshot_leaves_the_previous_one_and_no_temporary_files(tmp_path
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(ConfigError, match="No space"):
         solver.snapshot()
     monkeypatch.undo()
     assert (open(model, "rb").read(), open(state, "rb").read()) == before
-    assert sorted(os.listdir(tmp_path)) == ["s_iter_2.caffemodel", "s_iter_2.solverstate"]
+    assert sorted(os.listdir(tmp_path)) == ["s_iter_2.caffemodel", "s_iter_2.caffemodel.sha256",
+                                            "s_iter_2.solverstate", "s_iter_2.solverstate.sha256"]
 
 
 def test_restore_from_another_net_or_solver_type_is_a_clear_error(tmp_path):
