@@ -17,7 +17,8 @@ Workloads (default: all):
   batchnorm   BatchNorm + Scale forward + backward on 64x32x28x28 (TRAIN: batch statistics)
               against torch's batch_norm + affine (as torch.nn.BatchNorm2d computes it);
   lrn         LRN (ACROSS_CHANNELS, local_size 5, CaffeNet's alpha/beta) forward + backward on
-              32x96x27x27 against torch.nn.LocalResponseNorm.
+              32x96x27x27 against torch.nn.functional.local_response_norm (what
+              torch.nn.LocalResponseNorm runs).
 
 Training steps: the nets' Data layers are replaced by Input layers holding one fixed batch
 of synthetic data (uniform pixels in [0, 1) as after the Data layers' scale, random labels;
@@ -326,7 +327,7 @@ def parse_batches(values, quick):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[4:19]))
+                                     epilog=__doc__.split("\n\n")[2])
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--batch", nargs="*", default=[], metavar="NAME=B[,B...]",
                         help="batch sizes of a workload (pairs for omniglot and koch)")
@@ -337,7 +338,8 @@ def main():
                         help="tiny batches, 2 iterations, 1 round: checks that everything runs (no figures)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--cold-start", action="store_true",
-                        help="also measure import + first LeNet iteration in a fresh process (warm cache)")
+                        help="also time import + first LeNet iteration in a fresh process, on an empty "
+                             "Numba cache and then on the warm one")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
