@@ -16,7 +16,9 @@ Usage: python benchmarks/scaling.py [--batches B ...] [--sizes S ...] [--iterati
 2. Memory: the MNIST Siamese training step of benchmarks/siamese_step.py (64 pairs, Data layer
    from an LMDB) run for N iterations in a child per framework: peak resident memory of the
    child (VmHWM, which starts afresh at exec) and, for layerforge, the peak of Python/numpy
-   allocations seen by tracemalloc (torch's own allocator is invisible to tracemalloc).
+   allocations seen by tracemalloc (torch's own allocator is invisible to tracemalloc). The
+   PyTorch child, as in siamese_step.py, also builds layerforge's solver once for the initial
+   weights and the batch, so its peak includes that net.
 """
 import argparse
 import json
