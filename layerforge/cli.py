@@ -177,6 +177,40 @@ def _train_arguments(p):
     "is always written (for `layerforge plot`). The final test outputs are printed at the end. "
     "While it runs, <snapshot_prefix>.lock keeps a second run with the same prefix from starting."))
 def cmd_train(args):
+    from layerforge.kernels.compiling import on_first_compile
+
+    notice = _CompileNotice()
+    with on_first_compile(notice):
+        return _train(args, notice)
+
+
+class _CompileNotice:
+    """Says once that Numba is compiling (first run after an install): a log line, and the
+    progress bar's description while the bar waits for its first iteration."""
+
+    def __init__(self):
+        self.bar = None
+        self.compiling = False
+
+    def __call__(self):
+        from layerforge.kernels.compiling import MESSAGE
+        self.compiling = True
+        log.info(MESSAGE)
+        if self.bar is not None:
+            self.show(self.bar)
+
+    def show(self, bar):
+        self.bar = bar
+        if self.compiling and bar.n == bar.initial:
+            bar.set_description_str("compiling Numba kernels")
+
+    def done(self, bar):
+        if self.compiling:
+            self.compiling = False
+            bar.set_description_str("")
+
+
+def _train(args, notice):
     from layerforge.solvers import get_solver
     from layerforge.tools.log import JsonLinesLog
 
@@ -200,7 +234,7 @@ def cmd_train(args):
         solver.callbacks += [jsonl, remember_tests]
         log.info("Writing the JSON-lines training log to %s", log_path)
         if _show_progress() and not args.no_progress:
-            _solve_with_progress_bar(solver, args.snapshot)
+            _solve_with_progress_bar(solver, args.snapshot, notice)
         else:
             solver.solve(resume=args.snapshot)
         if not finals and solver.stop_reason is None:   # no test ran (max_iter < test_interval): test now
@@ -230,10 +264,11 @@ def _show_progress():
     return sys.stderr.isatty()
 
 
-def _solve_with_progress_bar(solver, resume):
+def _solve_with_progress_bar(solver, resume, notice):
     """Solve with a tqdm bar (iterations, smoothed loss, last test output) in place of the
     info log lines; warnings print above the bar. A resumed run's bar starts at the restored
-    iteration, so its rate and ETA count only the iterations run now."""
+    iteration, so its rate and ETA count only the iterations run now. While Numba compiles
+    before the first iteration, the bar says so (`notice`)."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -241,11 +276,13 @@ def _solve_with_progress_bar(solver, resume):
         solver.restore(resume)
     bar = tqdm(total=solver.param.max_iter, initial=solver.iter, unit="iter",
                dynamic_ncols=True, file=sys.stderr)
+    notice.show(bar)
     postfix = {}
 
     def update(event):
         kind = event.get("event")
         if kind in ("iteration", "train"):
+            notice.done(bar)
             bar.update(max(0, event["iter"] - bar.n))
         if kind == "train":
             postfix["loss"] = f"{event['smoothed_loss']:.4g}"
