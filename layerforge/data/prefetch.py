@@ -41,7 +41,8 @@ class BatchSource:
 
     def next(self):
         """The next batch: this shard's rows of the batch the sampler draws. Random transforms
-        run on the whole drawn batch, so a shard gets exactly the items one process would."""
+        run on the whole drawn batch, so a shard gets exactly the items one process would.
+        Returns (data, labels, state after it, the record indices of its items)."""
         idx = self.sampler.next_indices()
         if self.transformer.draws_random:
             data = self.transformer(self.images[idx.ravel()], self.sampler.rng)
