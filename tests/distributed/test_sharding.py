@@ -28,7 +28,7 @@ def test_each_rank_gets_its_slice_of_the_batch_of_all_ranks(mirror):
     whole = _source((0, 1), 12, mirror)
     ranks = [_source((r, 3), 12, mirror) for r in range(3)]
     for _ in range(5):   # across several batches, an epoch boundary and the pairing alternation
-        data, labels, state = whole.next()
+        data, labels, state, _ = whole.next()
         parts = [source.next() for source in ranks]
         np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), data)
         np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), labels)
