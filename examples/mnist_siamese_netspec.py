@@ -48,7 +48,8 @@ def mnist_siamese(train_source="data/mnist/mnist_train_lmdb", test_source="data/
     n = NetSpec()
     n.pair_data, n.sim = L.Data(**pair_data(TRAIN, train_source, shuffle=True))
     n.test_pair_data = L.Data(top=["pair_data", "sim"], **pair_data(TEST, test_source))
-    n.run_input = L.Input(top=["data"], include=dict(phase=RUN), shape=dict(dim=[1, 1, 28, 28]))
+    n.run_input = L.Input(top=["data"], include=dict(phase=RUN), shape=dict(dim=[1, 1, 28, 28]),
+                          transform_param=dict(scale=0.00390625))
     n.data, n.data_p = L.Slice(n.pair_data, name="slice_pair", exclude=dict(phase=RUN), axis=1,
                                slice_point=1, ntop=2)
     feat = branch(n, n.data)

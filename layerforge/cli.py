@@ -182,9 +182,7 @@ def cmd_train(args):
         solver.solve(resume=args.snapshot)
         return _signal_status(solver)
     log_path = args.log or f"{solver.snapshot_prefix}_log.jsonl"
-    finals = {}
-
-    saved = {}
+    finals, saved = {}, {}
 
     def remember_tests(event):
         if event.get("event") == "test":
@@ -201,10 +199,9 @@ def cmd_train(args):
             _solve_with_progress_bar(solver, args.snapshot)
         else:
             solver.solve(resume=args.snapshot)
-    if not finals:   # no test ran (e.g. max_iter < test_interval): test once now
-        for index in range(len(solver.test_nets)):
-            if (outputs := solver.test(index)) is not None:
-                finals[index] = (solver.iter, outputs)
+        if not finals and solver.stop_reason is None:   # no test ran (max_iter < test_interval): test now
+            for index in range(len(solver.test_nets)):
+                solver.test(index)                       # recorded by both callbacks
     for index, (iteration, outputs) in sorted(finals.items()):
         print(f"Test net #{index} (iteration {iteration}):")
         for name, value in outputs.items():

@@ -379,3 +379,25 @@ def test_a_loss_layer_without_top_gets_an_anonymous_one_as_in_caffe():
     assert "loss (automatic)" not in outputs and "loss (automatic)" not in net.param.layer[-1].top
     net.backward()
     assert net.params["a"][0].diff.any()
+
+
+@pytest.mark.parametrize("kernel, channels, engine", [(5, 1, ""), (3, 4, ""), (3, 4, "engine: CAFFE"), (2, 4, "")],
+                         ids=["direct", "winograd", "im2col", "im2row"])
+@pytest.mark.parametrize("frozen", ["weight", "bias"])
+def test_frozen_convolution_parameter_gets_no_gradient(kernel, channels, engine, frozen):
+    """Caffe's param_propagate_down: lr_mult 0 means backward leaves that diff alone."""
+    lr = {"weight": (0, 1), "bias": (1, 0)}[frozen]
+    for kind in ("Convolution", "Deconvolution"):
+        text = (f'layer {{ name: "in" type: "Input" top: "x" top: "t" input_param {{ shape {{ dim: 2 dim: {channels} '
+                f'dim: 9 dim: 9 }} shape {{ dim: 1 }} }} }}\n'
+                f'layer {{ name: "c" type: "{kind}" bottom: "x" top: "y" param {{ lr_mult: {lr[0]} }} '
+                f'param {{ lr_mult: {lr[1]} }} convolution_param {{ num_output: 4 kernel_size: {kernel} {engine} '
+                f'weight_filler {{ type: "gaussian" }} bias_filler {{ type: "gaussian" }} }} }}\n'
+                'layer { name: "r" type: "Reduction" bottom: "y" top: "loss" loss_weight: 1 }\n')
+        net = make_net(text)
+        assert kind == "Deconvolution" or net.layers["c"].algorithm.startswith(("direct", "winograd", "im2"))
+        net.forward(x=np.random.default_rng(0).standard_normal(net.blobs["x"].shape), t=np.zeros(1))
+        net.clear_param_diffs()
+        net.backward()
+        weight, bias = net.params["c"]
+        assert (not weight.diff.any()) == (frozen == "weight") and (not bias.diff.any()) == (frozen == "bias"), kind

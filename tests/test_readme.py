@@ -65,3 +65,23 @@ def test_layer_test_case_example_passes(capsys):
         assert ran == 6
     finally:
         registry._LAYERS.pop("Square", None)
+
+
+def layer_table_rows():
+    section = README.read_text().split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| ")][1:]
+
+
+def layer_table_types():
+    """The type names in the first column of the README's layer table ("A, B" names two)."""
+    return [name.strip() for row in layer_table_rows() for name in row.split("|")[1].split(",")]
+
+
+def test_layer_table_lists_every_registered_type_once():
+    import layerforge.layers  # noqa: F401  (registers the built-in types)
+    listed = layer_table_types()
+    assert sorted(set(listed)) == sorted(listed), "a type has two rows"
+    assert set(registry.registered_types()) - set(listed) == set(), "registered types without a row"
+    assert set(listed) - set(registry.registered_types()) == set(), "rows for unknown types"
+    firsts = [row.split("|")[1].split(",")[0].strip() for row in layer_table_rows()]
+    assert firsts == sorted(firsts, key=str.lower), "the table is not alphabetical"

@@ -309,9 +309,12 @@ class ConvolutionLayer(ConvolutionBase):
     def _direct_backward(self, top, propagate_down, bottom):
         images = self.images_padded if self.images_padded is not None else self._image_view(bottom.data)
         top_diff = self._image_view(top.diff)
-        direct_conv_weight_grad(images, top_diff, self.weight_partial, self.bias_partial)
-        self.blobs[0].diff += self.weight_partial.sum(axis=0)
-        if len(self.blobs) > 1:
+        weight_wanted, bias_wanted = self.param_needs_gradient(0), len(self.blobs) > 1 and self.param_needs_gradient(1)
+        if weight_wanted or bias_wanted:   # one kernel computes both
+            direct_conv_weight_grad(images, top_diff, self.weight_partial, self.bias_partial)
+        if weight_wanted:
+            self.blobs[0].diff += self.weight_partial.sum(axis=0)
+        if bias_wanted:
             self.blobs[1].diff += self.bias_partial.sum(axis=0)
         if propagate_down:
             bottom_diff = self._image_view(bottom.diff)
@@ -344,11 +347,12 @@ class ConvolutionLayer(ConvolutionBase):
         products_diff = self.products   # the forward products are not needed again
         output_grad_tiles(self._planes(top.diff), self.winograd_at, self.tiles_w, self._tiled(products_diff),
                           self.tile_sums)
-        if len(self.blobs) > 1:
+        if len(self.blobs) > 1 and self.param_needs_gradient(1):
             self.blobs[1].diff += self.tile_sums.reshape(-1, self.num_output).sum(axis=0, dtype=np.float64)
-        blas.matmul_stack(self.input_tiles.transpose(0, 2, 1), products_diff, self.weight_tiles_diff)
-        flat_diff = self.winograd_gg.T @ self.weight_tiles_diff.reshape(len(self.weight_tiles_diff), -1)
-        self.blobs[0].diff += flat_diff.reshape(self.kernel + self.weight_tiles.shape[1:]).transpose(3, 2, 0, 1)
+        if self.param_needs_gradient(0):
+            blas.matmul_stack(self.input_tiles.transpose(0, 2, 1), products_diff, self.weight_tiles_diff)
+            flat_diff = self.winograd_gg.T @ self.weight_tiles_diff.reshape(len(self.weight_tiles_diff), -1)
+            self.blobs[0].diff += flat_diff.reshape(self.kernel + self.weight_tiles.shape[1:]).transpose(3, 2, 0, 1)
         if propagate_down:
             blas.matmul_stack(products_diff, self.weight_tiles.transpose(0, 2, 1), self.input_tiles_diff)
             input_grad_tiles(self._tiled(self.input_tiles_diff), self.winograd_bt, pad_h, pad_w, m, self.tiles_w,
@@ -400,11 +404,12 @@ class ConvolutionLayer(ConvolutionBase):
             self._direct_backward(top, propagate_down, bottom)
             return
         top_diff = top.diff.reshape(self.num, self.num_output, -1)
-        if len(self.blobs) > 1:
+        if len(self.blobs) > 1 and self.param_needs_gradient(1):
             add_bias_grad(top_diff, self.blobs[1].diff)
         batch_to_rows(top_diff, self.rows)
         if self.algorithm == "im2col" or self.algorithm == "im2col_nd":
-            self._weight_grad(self.col, self.rows)
+            if self.param_needs_gradient(0):
+                self._weight_grad(self.col, self.rows)
             if propagate_down:
                 self._conv_cols(self.rows, self.col_diff)
                 if self.algorithm == "im2col":
@@ -413,8 +418,9 @@ class ConvolutionLayer(ConvolutionBase):
                     col2im_nd(self.col_diff, self.image_shape, *self.nd_geometry, self._flat_view(bottom.diff))
             return
         weight_last = self.weight_last.reshape(self.num_output, -1)
-        blas.matmul(self.rows, self.col, self.weight_grad)
-        self.blobs[0].diff += self.weight_grad.reshape(self.weight_last.shape).transpose(0, 3, 1, 2)
+        if self.param_needs_gradient(0):
+            blas.matmul(self.rows, self.col, self.weight_grad)
+            self.blobs[0].diff += self.weight_grad.reshape(self.weight_last.shape).transpose(0, 3, 1, 2)
         if propagate_down:
             blas.matmul(self.rows.T, weight_last, self.col_diff)
             row2im(self.col_diff, *self._geometry(), self.images_last)

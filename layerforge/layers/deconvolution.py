@@ -38,13 +38,14 @@ class DeconvolutionLayer(ConvolutionBase):
     def _backward(self, top, propagate_down, bottom):
         """One bottom/top pair (Blobs), after `_prepare(bottom)`."""
         images_diff = self._flat_view(top.diff)
-        if len(self.blobs) > 1:
+        if len(self.blobs) > 1 and self.param_needs_gradient(1):
             add_bias_grad(images_diff, self.blobs[1].diff)
         if self.nd:
             im2col_nd(images_diff, self.image_shape, *self.nd_geometry, self.col_diff)
         else:
             im2col(self._image_view(top.diff), *self._geometry(), self.col_diff)
-        self._weight_grad(self.col_diff, self.rows)
+        if self.param_needs_gradient(0):
+            self._weight_grad(self.col_diff, self.rows)
         if propagate_down:
             self._conv_rows(self.col_diff, self.rows)
             rows_to_batch(self.rows, self.zero_bias, bottom.diff.reshape(self.num, self.channels, -1))
