@@ -18,9 +18,10 @@ import os
 import tempfile
 
 # GNU OpenMP's spin before an idle Numba worker sleeps (GOMP_SPINCOUNT, in spin iterations;
-# libgomp's own default is 300 000). Short enough that a worker sharing its core with another
-# busy process soon gives the core up, long enough to span the gap between the kernels of a step.
-WORKER_SPIN = 10_000
+# libgomp's own default is 300 000, milliseconds of spinning). A short spin spans the gaps
+# between the kernels of a step and gives a shared core up soon: measured in
+# benchmarks/shared_machine.py (benchmarks/README.md, "Shared machine").
+WORKER_SPIN = 1_000
 
 
 def worker_spin():
