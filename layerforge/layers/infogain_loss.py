@@ -5,7 +5,7 @@ from layerforge import io
 from layerforge.blob import Blob
 from layerforge.kernels.softmax import softmax_backward, softmax_forward
 from layerforge.layer import Layer
-from layerforge.layers.softmax import NORMALIZATION, check_label_count, class_view, read_labels
+from layerforge.layers.softmax import check_label_count, class_view, normalizer, read_labels
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
 
@@ -67,12 +67,6 @@ class InfogainLoss(Layer):
         h = bottom[2].data if len(bottom) > 2 else self.source_h
         return h.reshape(labels, labels)
 
-    def _normalizer(self, valid_count):
-        outer, _, inner = self.view
-        name = NORMALIZATION.Name(self.normalization)
-        count = {"FULL": outer * inner, "VALID": valid_count, "BATCH_SIZE": outer, "NONE": 1}[name]
-        return max(1.0, float(count))
-
     def forward(self, bottom, top):
         prob = self.prob.data.reshape(self.view)
         softmax_forward(bottom[0].data.reshape(self.view), prob)
@@ -80,7 +74,7 @@ class InfogainLoss(Layer):
         weights = self._infogain(bottom)[self.labels].transpose(0, 2, 1)   # (outer, L, inner): H[label, l]
         log_prob = np.log(np.maximum(prob, LOG_THRESHOLD))
         loss = -np.sum(weights * log_prob * self.valid[:, None, :], dtype=np.float64)
-        top[0].data[...] = loss / self._normalizer(int(self.valid.sum()))
+        top[0].data[...] = loss / normalizer(self.normalization, self.view, int(self.valid.sum()))
         if len(top) > 1:
             top[1].data[...] = self.prob.data
 
@@ -96,7 +90,7 @@ class InfogainLoss(Layer):
         # d/dx of -sum_l H[y, l] log p_l = p · sum_l H[y, l] - H[y, :]
         dx[...] = prob * h.sum(axis=1)[self.labels][:, None, :] - h[self.labels].transpose(0, 2, 1)
         dx *= self.valid[:, None, :]
-        dx *= top[0].diff.item() / self._normalizer(int(self.valid.sum()))
+        dx *= top[0].diff.item() / normalizer(self.normalization, self.view, int(self.valid.sum()))
         if len(top) > 1:
             through_prob = np.empty_like(dx)
             softmax_backward(prob, top[1].diff.reshape(self.view), through_prob)

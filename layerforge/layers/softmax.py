@@ -25,6 +25,14 @@ def check_label_count(layer, blob, view):
                           f"give one label per prediction")
 
 
+def normalizer(normalization, view, valid_count):
+    """Caffe's GetNormalizer: what a softmax-based loss divides by (never below 1)."""
+    outer, _, inner = view
+    name = NORMALIZATION.Name(normalization)
+    count = {"FULL": outer * inner, "VALID": valid_count, "BATCH_SIZE": outer, "NONE": 1}[name]
+    return max(1.0, float(count))
+
+
 def read_labels(layer, blob, view, ignore_label):
     """Labels (integers stored as floats) as an (outer, inner) int array, and the mask of non-ignored ones."""
     outer, classes, inner = view

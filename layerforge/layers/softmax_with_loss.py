@@ -4,7 +4,7 @@ import numpy as np
 from layerforge.blob import Blob
 from layerforge.kernels.softmax import softmax_backward, softmax_forward
 from layerforge.layer import Layer
-from layerforge.layers.softmax import NORMALIZATION, check_label_count, class_view, read_labels
+from layerforge.layers.softmax import NORMALIZATION, check_label_count, class_view, normalizer, read_labels
 from layerforge.registry import register_layer
 
 FLT_MIN = np.finfo(np.float32).tiny  # Caffe clamps probabilities to FLT_MIN before the log
@@ -41,19 +41,13 @@ class SoftmaxWithLossLayer(Layer):
         if len(top) > 1:
             top[1].reshape_like(bottom[0])
 
-    def normalizer(self, valid_count):
-        outer, _, inner = self.view
-        name = NORMALIZATION.Name(self.normalization)
-        count = {"FULL": outer * inner, "VALID": valid_count, "BATCH_SIZE": outer, "NONE": 1}[name]
-        return max(1.0, float(count))
-
     def forward(self, bottom, top):
         prob = self.prob.data.reshape(self.view)
         softmax_forward(bottom[0].data.reshape(self.view), prob)
         self.labels, self.valid = read_labels(self, bottom[1], self.view, self.ignore_label)
         picked = np.take_along_axis(prob, self.labels[:, None, :], axis=1)[:, 0, :]
         loss = -np.sum(np.log(np.maximum(picked[self.valid], FLT_MIN)), dtype=np.float64)
-        top[0].data[...] = loss / self.normalizer(int(self.valid.sum()))
+        top[0].data[...] = loss / normalizer(self.normalization, self.view, int(self.valid.sum()))
         if len(top) > 1:
             top[1].data[...] = self.prob.data
 
@@ -68,7 +62,7 @@ class SoftmaxWithLossLayer(Layer):
         index = self.labels[:, None, :]
         np.put_along_axis(dx, index, np.take_along_axis(dx, index, axis=1) - 1, axis=1)
         dx *= self.valid[:, None, :]
-        dx *= top[0].diff.item() / self.normalizer(int(self.valid.sum()))
+        dx *= top[0].diff.item() / normalizer(self.normalization, self.view, int(self.valid.sum()))
         if len(top) > 1:
             through_prob = np.empty_like(dx)
             softmax_backward(prob, top[1].diff.reshape(self.view), through_prob)
