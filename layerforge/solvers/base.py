@@ -312,9 +312,9 @@ class Solver:
         signalled, diverged = self.world.average_gradients(
             [b.diff for b in self.net.learnable_params], [self._signalled is not None, not math.isfinite(loss)])
         if diverged:
+            layer = self.net.first_nonfinite_layer()
             self._diverge(f"Iteration {self.iter}: the loss is not finite on at least one rank "
-                          f"(here: {loss}; first non-finite layer here: {self.net.first_nonfinite_layer()})",
-                          self.net.first_nonfinite_layer())
+                          f"(here: {loss}; first non-finite layer here: {layer})", layer)
         if signalled:   # the signal every rank adopts: the highest number any rank received
             number = self.world.max(STOP_SIGNALS.get(self._signalled, 0))
             self.request_stop(next(n for n, v in STOP_SIGNALS.items() if v == number))
