@@ -19,8 +19,8 @@ def _flat(array):
     return array.reshape(-1)
 
 
-class _Neuron(Layer):
-    """One bottom, one top of the same shape; in place allowed."""
+class NeuronLayer(Layer):
+    """Caffe's NeuronLayer: one bottom, one top of the same shape, item-wise; in place allowed."""
     exact_num_bottom = 1
     exact_num_top = 1
     allow_in_place = True
@@ -40,7 +40,7 @@ class _Neuron(Layer):
 
 
 @register_layer("ReLU")
-class ReLULayer(_Neuron):
+class ReLULayer(NeuronLayer):
     """y = max(x, 0) + negative_slope * min(x, 0); backward reads the top when in place, as Caffe."""
 
     def setup(self, bottom, top):
@@ -58,7 +58,7 @@ class ReLULayer(_Neuron):
 
 
 @register_layer("ELU")
-class ELULayer(_Neuron):
+class ELULayer(NeuronLayer):
     """y = x for x > 0, else alpha * (exp(x) - 1)."""
 
     def setup(self, bottom, top):
@@ -76,7 +76,7 @@ class ELULayer(_Neuron):
 
 
 @register_layer("Sigmoid")
-class SigmoidLayer(_Neuron):
+class SigmoidLayer(NeuronLayer):
     """y = 1 / (1 + exp(-x)), computed as 0.5 * tanh(x / 2) + 0.5 (no overflow, SIMD in numpy)."""
 
     def forward(self, bottom, top):
@@ -92,7 +92,7 @@ class SigmoidLayer(_Neuron):
 
 
 @register_layer("TanH")
-class TanHLayer(_Neuron):
+class TanHLayer(NeuronLayer):
     """y = tanh(x); the backward needs only the top."""
 
     def forward(self, bottom, top):
@@ -104,7 +104,7 @@ class TanHLayer(_Neuron):
 
 
 @register_layer("PReLU")
-class PReLULayer(_Neuron):
+class PReLULayer(NeuronLayer):
     """ReLU with a learnable negative slope per channel (axis 1), or one shared slope."""
 
     def setup(self, bottom, top):
@@ -154,7 +154,7 @@ class PReLULayer(_Neuron):
 
 
 @register_layer("Power")
-class PowerLayer(_Neuron):
+class PowerLayer(NeuronLayer):
     """y = (shift + scale * x) ^ power."""
 
     def setup(self, bottom, top):
@@ -181,7 +181,7 @@ class PowerLayer(_Neuron):
 
 
 @register_layer("AbsVal")
-class AbsValLayer(_Neuron):
+class AbsValLayer(NeuronLayer):
     """y = |x|; the gradient is sign(x) * dy."""
 
     def forward(self, bottom, top):
@@ -194,7 +194,7 @@ class AbsValLayer(_Neuron):
 
 
 @register_layer("Dropout")
-class DropoutLayer(_Neuron):
+class DropoutLayer(NeuronLayer):
     """TRAIN: zero each value with probability dropout_ratio and scale the rest by 1 / (1 - ratio).
 
     TEST and RUN: identity. The mask is drawn from self.rng, so a seeded net drops the same values.
@@ -237,7 +237,7 @@ def _log_base(layer, field, base):
 
 
 @register_layer("Exp")
-class ExpLayer(_Neuron):
+class ExpLayer(NeuronLayer):
     """y = base ^ (shift + scale * x); the gradient y * ln(base) * scale needs only the top."""
 
     def setup(self, bottom, top):
@@ -258,7 +258,7 @@ class ExpLayer(_Neuron):
 
 
 @register_layer("Log")
-class LogLayer(_Neuron):
+class LogLayer(NeuronLayer):
     """y = log_base(shift + scale * x)."""
 
     def setup(self, bottom, top):
@@ -281,7 +281,7 @@ class LogLayer(_Neuron):
 
 
 @register_layer("Threshold")
-class ThresholdLayer(_Neuron):
+class ThresholdLayer(NeuronLayer):
     """y = 1 where x > threshold, else 0. Not differentiable: no backward, as in Caffe."""
     has_backward = False
 
@@ -290,7 +290,7 @@ class ThresholdLayer(_Neuron):
 
 
 @register_layer("Clip")
-class ClipLayer(_Neuron):
+class ClipLayer(NeuronLayer):
     """y = min(max(x, min), max); the gradient passes where min <= x <= max."""
 
     def setup(self, bottom, top):
@@ -310,7 +310,7 @@ class ClipLayer(_Neuron):
 
 
 @register_layer("Swish")
-class SwishLayer(_Neuron):
+class SwishLayer(NeuronLayer):
     """y = x * sigmoid(beta * x); the sigmoid is kept for the backward."""
 
     def setup(self, bottom, top):

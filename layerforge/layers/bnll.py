@@ -1,21 +1,13 @@
 """BNLL: the binomial normal log likelihood (softplus), y = log(1 + exp(x)), computed stably."""
 import numpy as np
 
-from layerforge.layer import Layer
+from layerforge.layers.activations import NeuronLayer
 from layerforge.registry import register_layer
 
 
 @register_layer("BNLL")
-class BNLLLayer(Layer):
+class BNLLLayer(NeuronLayer):
     """y = max(x, 0) + log(1 + exp(-|x|)); the gradient is dy · sigmoid(x). May run in place."""
-
-    exact_num_bottom = 1
-    exact_num_top = 1
-    allow_in_place = True
-    batch_independent = True
-
-    def reshape(self, bottom, top):
-        top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):
         x = bottom[0].data
