@@ -162,6 +162,10 @@ def _omniglot_arguments(p):
     p.add_argument("--resize", metavar="HxW", type=_size, help="resize every image to H×W (default: 105×105)")
     p.add_argument("--alphabets", metavar="A,B,...", type=_names,
                    help="keep only these alphabets, e.g. Greek,Latin (default: all in the zips)")
+    p.add_argument("--rotations", type=int, choices=(1, 2, 4), default=1,
+                   help="1, 2 or 4: also write each character turned by 180° (2) or by 90°, 180° "
+                        "and 270° (4) as new classes of its alphabet, named <character>@<degrees> "
+                        "(default: 1, as drawn)")
 
 
 @command("data omniglot", _omniglot_arguments,
@@ -173,7 +177,7 @@ def _omniglot_arguments(p):
                      "different_within_group and one-shot trials use to stay within an alphabet.")
 def run_omniglot(args):
     path, data = build_omniglot_lmdb(args.out, args.zip_dir, args.resize, args.alphabets,
-                                     progress=sys.stderr.isatty())
+                                     progress=sys.stderr.isatty(), rotations=args.rotations)
     alphabets = sorted(set(data.alphabets))
     print(f"wrote {path} ({len(data.labels)} images of {len(data.names)} characters, "
           f"{'x'.join(map(str, data.images.shape[2:]))}, alphabets {', '.join(alphabets)}) "

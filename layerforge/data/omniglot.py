@@ -65,6 +65,20 @@ class Omniglot:
         """Alphabet of each class, in label order."""
         return [name.partition("/")[0] for name in self.names]
 
+    def with_rotations(self, turns):
+        """This set plus each character turned by 360°/turns, 2·360°/turns, … as new classes
+        of the same alphabet, named "alphabet/character@90" and so on (turns is 1, 2 or 4):
+        the usual way to multiply Omniglot's few training characters (Vinyals et al., Snell
+        et al.). Rotation k's labels follow on from rotation k - 1's."""
+        if turns not in (1, 2, 4):
+            raise DatasetError(f"rotations must be 1, 2 or 4, got {turns}")
+        count, quarter_turns = len(self.names), 4 // turns
+        return Omniglot(
+            np.concatenate([np.rot90(self.images, k * quarter_turns, axes=(2, 3)) for k in range(turns)]),
+            np.concatenate([self.labels + k * count for k in range(turns)]),
+            np.tile(self.drawers, turns),
+            self.names + [f"{name}@{90 * k * quarter_turns}" for k in range(1, turns) for name in self.names])
+
 
 def _members(files, alphabets):
     """{(alphabet, character): {drawer: (zip path, member name)}} over all zips."""
@@ -117,10 +131,12 @@ def load_omniglot(source=None, alphabets=None, size=None, progress=False):
                     np.array([e[1] for e in entries], np.int64), [f"{a}/{c}" for a, c in keys])
 
 
-def build_omniglot_lmdb(out_dir, source=None, size=None, alphabets=None, progress=False):
+def build_omniglot_lmdb(out_dir, source=None, size=None, alphabets=None, progress=False, rotations=1):
     """out_dir/omniglot_lmdb (one Datum per image, label = character) and out_dir/labels.txt
-    (`<label> <alphabet>/<character>` per class, read by layerforge.data.groups)."""
-    data = load_omniglot(source, alphabets, size, progress)
+    (`<label> <alphabet>/<character>` per class, read by layerforge.data.groups). With
+    rotations=4, each character turned by 90°, 180° and 270° adds a class (see
+    Omniglot.with_rotations)."""
+    data = load_omniglot(source, alphabets, size, progress).with_rotations(rotations)
     out_dir = Path(out_dir)
     path = write_lmdb(out_dir / LMDB_NAME, datums(data.images, data.labels))
     (out_dir / LABELS_FILE).write_text("".join(f"{label} {name}\n" for label, name in enumerate(data.names)),

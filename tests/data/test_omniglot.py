@@ -49,6 +49,25 @@ def test_build_lmdb_one_class_per_character_with_alphabets(tmp_path, zips):
     np.testing.assert_array_equal(images[4 + 2, 0], expected)
 
 
+def test_rotations_add_classes_of_the_same_alphabet(tmp_path, zips):
+    path, data = build_omniglot_lmdb(tmp_path / "out", zips, size=(28, 28), rotations=4)
+    plain = load_omniglot(zips, size=(28, 28))
+    images, labels = read_lmdb(path)
+    assert images.shape == (4 * 28, 1, 28, 28)
+    np.testing.assert_array_equal(labels, np.concatenate([plain.labels + 7 * k for k in range(4)]))
+    for k in range(4):   # rotation k holds every image turned by k quarter turns, counter-clockwise
+        np.testing.assert_array_equal(images[28 * k:28 * (k + 1)], np.rot90(plain.images, k, axes=(2, 3)))
+    names = read_class_names(tmp_path / "out" / "labels.txt")
+    assert names[1] == "Greek/character02" and names[7 + 1] == "Greek/character02@90"
+    assert names[14 + 6] == "Tagalog/character02@180" and names[21 + 3] == "Korean/character01@270"
+    np.testing.assert_array_equal(class_groups(str(path)), np.tile([0, 0, 0, 1, 1, 2, 2], 4))
+    half = load_omniglot(zips, size=(28, 28)).with_rotations(2)
+    np.testing.assert_array_equal(half.images[28:], np.rot90(plain.images, 2, axes=(2, 3)))
+    assert half.names[7] == "Greek/character01@180"
+    with pytest.raises(DatasetError, match="rotations must be 1, 2 or 4, got 3"):
+        plain.with_rotations(3)
+
+
 def test_alphabet_selection_and_errors(tmp_path, zips, monkeypatch):
     data = load_omniglot(zips / "images_background_small2.zip", alphabets=["Tagalog"])
     assert data.names == ["Tagalog/character01", "Tagalog/character02"] and data.alphabets == ["Tagalog"] * 2
