@@ -8,14 +8,13 @@ reduced per channel, then the elementwise pass. Sums accumulate in float64 whate
 dtype (np.float64 accumulators: a Python float would let .py_func accumulate float32 elements
 in float32); fastmath "reassoc" lets LLVM vectorize them into several partial sums. Kernels may
 run in place (y is x, dx is dy): each element is read before it is written, and the write loops
-then index the one array (see channels.same_data), so that LLVM vectorizes them.
+then index the one array, so that LLVM vectorizes them (see kernels/channels.py).
 """
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from layerforge.kernels.channels import same_data
 from layerforge.kernels.threads import serial_when_small
 
 
@@ -89,7 +88,7 @@ def batch_norm_train_forward(x, eps, mean, variance, std, x_norm, y):
         variance[c] = var
         std[c] = math.sqrt(var + eps)
         inv[c] = 1.0 / std[c]
-    in_place = same_data(x, y)
+    in_place = x.ctypes.data == y.ctypes.data
     for plane in prange(num * channels):
         n, c = plane // channels, plane % channels
         if in_place:
@@ -117,7 +116,7 @@ def batch_norm_backward(y, dy, std, dx):
             mean_dy_y[c] += plane_dy_y[n, c]
     mean_dy /= m
     mean_dy_y /= m
-    in_place = same_data(dy, dx)
+    in_place = dy.ctypes.data == dx.ctypes.data
     for plane in prange(num * channels):
         n, c = plane // channels, plane % channels
         if in_place:

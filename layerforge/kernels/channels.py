@@ -3,21 +3,15 @@ broadcast their operands: channel d of every outer slice is scaled and shifted b
 
 The loops run in parallel over the outer x dim planes, each plane in one pass. Arithmetic is in
 the arrays' dtypes, multiply then add (no fused multiply-add), as numpy would compute it. Outputs
-may be their inputs (in place): each element is read before it is written.
+may be their inputs (in place): each element is read before it is written. An in-place call
+then writes through the input array itself (the `in_place` branches, on equal data addresses):
+LLVM vectorizes a loop that reads and writes one array at the same index, but runs the scalar
+loop when the output is a second array overlapping the input (its runtime overlap check fails).
 """
 import numpy as np
 from numba import njit, prange
 
 from layerforge.kernels.threads import serial_when_small
-
-
-@njit(inline="always")
-def same_data(a, b):
-    """Whether two arrays start at the same address: a kernel running in place then writes through
-    the input array itself. LLVM vectorizes a loop reading and writing one array at the same
-    index, but keeps the scalar loop when an output that may overlap its input is a second array
-    that does (its runtime overlap check fails)."""
-    return a.ctypes.data == b.ctypes.data
 
 
 @njit(inline="always")
@@ -62,7 +56,7 @@ def _plane_sums(x, dy, o, d):
 def channel_affine(x, scale, shift, y):
     """y[o, d, i] = x[o, d, i] * scale[d] + shift[d]."""
     outer, dim, _ = x.shape
-    in_place = same_data(x, y)
+    in_place = x.ctypes.data == y.ctypes.data
     for plane in prange(outer * dim):
         o, d = plane // dim, plane % dim
         if in_place:
@@ -77,7 +71,7 @@ def channel_affine_keeping_input(x, scale, shift, y, kept):
     """channel_affine that also copies x into `kept`, in the same pass (Scale in place needs its
     input for the scale gradient after the top has overwritten it)."""
     outer, dim, _ = x.shape
-    in_place = same_data(x, y)
+    in_place = x.ctypes.data == y.ctypes.data
     for plane in prange(outer * dim):
         o, d = plane // dim, plane % dim
         if in_place:
@@ -92,7 +86,7 @@ def channel_affine_backward(x, dy, scale, scale_sums, shift_sums, dx, write_dx):
     """Per plane, in one pass: scale_sums[o, d] = Σ_i dy·x and shift_sums[o, d] = Σ_i dy (float64,
     to be summed over o for the parameter gradients), and dx = dy * scale[d] when write_dx."""
     outer, dim, _ = x.shape
-    in_place = same_data(dy, dx)
+    in_place = dy.ctypes.data == dx.ctypes.data
     for plane in prange(outer * dim):
         o, d = plane // dim, plane % dim
         if not write_dx:
