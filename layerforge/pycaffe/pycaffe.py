@@ -12,6 +12,7 @@ from itertools import zip_longest
 import numpy as np
 
 import layerforge
+from layerforge.kernels.threads import blas_on_one_thread
 from layerforge.net import Net as _CoreNet
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -127,8 +128,9 @@ class Net:
                     raise ValueError(f"Input '{name}' has {np.shape(value)[0]} items; the blob's batch "
                                      f"size is {self._blobs[name].shape[0]} (reshape the blob first)")
                 self._blobs[name].data[...] = value
-        for index in range(first, last + 1):
-            self.layerforge_net.forward_layer(index)
+        with blas_on_one_thread():     # as Net.forward: Numba's workers own the cores
+            for index in range(first, last + 1):
+                self.layerforge_net.forward_layer(index)
         return {name: self._blobs[name].data for name in wanted}
 
     def backward(self, diffs=None, start=None, end=None, **kwargs):
@@ -153,8 +155,9 @@ class Net:
                 raise ValueError(f"Diff '{name}' has {np.shape(value)[0]} items; the blob's batch size "
                                  f"is {self._blobs[name].shape[0]}")
             self._blobs[name].diff[...] = value
-        for index in range(first, last - 1, -1):
-            self.layerforge_net.backward_layer(index)
+        with blas_on_one_thread():
+            for index in range(first, last - 1, -1):
+                self.layerforge_net.backward_layer(index)
         return {name: self._blobs[name].diff for name in wanted}
 
     def _batch(self, arrays):

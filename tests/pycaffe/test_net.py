@@ -323,3 +323,32 @@ class TestModeAndTimer(unittest.TestCase):
         timer.stop()
         self.assertGreater(timer.ms, 0)
         self.assertEqual(timer.ms, timer.ms)      # stopped: no longer running
+
+
+def test_layers_run_inside_the_blas_thread_scope(monkeypatch):
+    """forward/backward with start and end run their layers as Net.forward does: inside
+    blas_on_one_thread, where Numba's workers own the cores."""
+    import contextlib
+    from layerforge.pycaffe import pycaffe
+
+    net_file = simple_net_file(3)
+    net = caffe.Net(net_file, caffe.TRAIN)
+    os.remove(net_file)
+    inside, calls = [False], []
+
+    @contextlib.contextmanager
+    def scope():
+        inside[0] = True
+        yield
+        inside[0] = False
+
+    core = net.layerforge_net
+    for method in ("forward_layer", "backward_layer"):
+        run = getattr(core, method)
+        monkeypatch.setattr(core, method, lambda index, run=run, method=method: (
+            calls.append((method, index, inside[0])), run(index))[1])
+    monkeypatch.setattr(pycaffe, "blas_on_one_thread", scope)
+    net.forward(start="conv", end="ip")
+    net.backward(start="ip", end="conv")
+    assert calls == [("forward_layer", 1, True), ("forward_layer", 2, True),
+                     ("backward_layer", 2, True), ("backward_layer", 1, True)]
