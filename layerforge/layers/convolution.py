@@ -11,7 +11,8 @@ for the weight gradient. Convolution picks a faster algorithm where one applies
   where im2col's GEMM is long and thin (LeNet's conv1: ~3x faster);
 - "winograd" (kernels/winograd.py): stride 1, one group, from 4 channels, square 3x3 to 5x5
   kernels: F(4x4, r x r), for 5x5 kernels 6x fewer multiplications, at the cost of about one
-  decimal digit in float32 (relative error ~1e-5 instead of ~1e-6);
+  decimal digit in float32 (relative error ~1e-5 instead of ~1e-6); only with enough output
+  tiles in the batch to amortise its weight transform (not for one image of CaffeNet's conv3);
 - "im2row": from 4 channels with one group, the channels-last im2col, whose copies are
   runs of C values (~4x faster than im2col on 12x12 images);
 - "im2col" otherwise.
@@ -39,6 +40,12 @@ _CHANNELS_LAST_MIN = 4  # input channels from which Convolution uses im2row or W
 _DIRECT_CHUNKS = 8      # image chunks of the direct weight gradient (one partial sum each)
 _WINOGRAD_TILE = 4      # output tile side m of F(m x m, r x r)
 _WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <= 8 points)
+# Fewer tiles per pass, or more transformed weights per tile, and im2row is faster: MNIST's
+# conv2 (8x8 outputs, 4 tiles an image) breaks even at 2 images; CaffeNet's conv3 (13x13, 16
+# tiles an image, 3.5M transformed weights) at 1 and 2 images is 1.3-1.6x faster on im2row,
+# at 8 images 1.7x slower.
+_WINOGRAD_MIN_TILES = 8
+_WINOGRAD_WEIGHTS_PER_TILE = 2 ** 15
 
 
 class ConvolutionBase(Layer):
@@ -263,10 +270,21 @@ class ConvolutionLayer(ConvolutionBase):
                 and len(shape) == self.axis + 3):
             if not many_channels:
                 return "direct"
-            # Tiles of m x m outputs: worth it when they are mostly filled.
-            if self.winograd_kernel and min(self._output_size(shape[-2:])) >= _WINOGRAD_TILE:
+            if self.winograd_kernel and self._winograd_pays(shape):
                 return "winograd"
         return "im2row" if self.group == 1 and many_channels else "im2col"
+
+    def _winograd_pays(self, shape):
+        """Whether Winograd beats im2row on a bottom of `shape`: its m x m output tiles must be
+        mostly filled, and its weight transform (n*n*C*M values, redone every pass) amortised
+        over enough tiles (see _WINOGRAD_MIN_TILES, _WINOGRAD_WEIGHTS_PER_TILE)."""
+        out_size = self._output_size(shape[-2:])
+        if min(out_size) < _WINOGRAD_TILE:
+            return False
+        tiles = math.prod(shape[:self.axis]) * math.prod(-(-size // _WINOGRAD_TILE) for size in out_size)
+        points = (_WINOGRAD_TILE + self.kernel[0] - 1) ** 2
+        weights = points * self.channels * self.num_output
+        return tiles >= _WINOGRAD_MIN_TILES and weights <= _WINOGRAD_WEIGHTS_PER_TILE * tiles
 
     def reshape(self, bottom, top):
         self.algorithm = self._choose_algorithm(bottom[0].shape)

@@ -78,8 +78,11 @@ def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias
 
 
 @pytest.mark.parametrize("options, shape, algorithm", [
-    ("num_output: 4 kernel_size: 5", (2, 6, 8, 8), "winograd"),
-    ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 6, 8, 8), "im2row"),
+    ("num_output: 4 kernel_size: 5", (8, 6, 8, 8), "winograd"),
+    ("num_output: 4 kernel_size: 5 engine: CAFFE", (8, 6, 8, 8), "im2row"),
+    ("num_output: 4 kernel_size: 5", (2, 6, 8, 8), "im2row"),           # 2 tiles: too few
+    ("num_output: 384 kernel_size: 3 pad: 1", (2, 256, 13, 13), "im2row"),   # weights per tile
+    ("num_output: 384 kernel_size: 3 pad: 1", (8, 256, 13, 13), "winograd"),
     ("num_output: 4 kernel_size: 5 stride: 2", (2, 6, 12, 12), "im2row"),
     ("num_output: 4 kernel_size: 7", (2, 6, 12, 12), "im2row"),        # no F(4, 7) points
     ("num_output: 4 kernel_size: 5", (2, 6, 7, 7), "im2row"),           # output smaller than a tile
