@@ -5,8 +5,7 @@ one shape). Images with 1, 3 or more spatial axes (or any, with `force_nd_im2col
 the general N-D im2col/col2im kernels + GEMM ("im2col_nd"). For 2-D images both layers run
 on im2col + one BLAS GEMM per group over the whole batch (see kernels/im2col.py),
 split across Numba's threads by kernels/blas.py; the column matrix of the forward pass is kept
-for the weight gradient, unless it is large: then im2col's forward runs a few images at a time
-(the columns stay in cache) and backward redoes im2col. Convolution picks a faster algorithm where one applies
+for the weight gradient. Convolution picks a faster algorithm where one applies
 (`Convolution.algorithm`):
 - "direct" (kernels/direct_conv.py): stride 1, one group, fewer than 4 input channels,
   where im2col's GEMM is long and thin (LeNet's conv1: ~3x faster);
@@ -47,9 +46,6 @@ _WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <=
 # at 8 images 1.7x slower.
 _WINOGRAD_MIN_TILES = 8
 _WINOGRAD_WEIGHTS_PER_TILE = 2 ** 15
-# im2col's forward runs a few images at a time when the batch's column matrix is larger:
-# CaffeNet's conv1 (4.4 MB of columns an image) at batch 32, 260 -> 150 ms.
-_COLUMN_CHUNK_BYTES = 16 << 20
 
 
 class ConvolutionBase(Layer):
@@ -64,7 +60,6 @@ class ConvolutionBase(Layer):
     min_top = 1
     batch_independent = True
     algorithm = "im2col"   # or "im2row" (column matrix (N*P, K)), "winograd", "direct" (none), "im2col_nd"
-    kept_columns = True    # forward left the whole batch's buffers for backward
 
     def batch_independent_for(self, bottom):
         return self.axis > 0       # axis 0 would fold the items into one
@@ -208,11 +203,10 @@ class ConvolutionBase(Layer):
             self._forward(bottom[i], top[i])
 
     def backward(self, top, propagate_down, bottom):
-        """Pairs in reverse order: forward left its buffers (columns, tiles) for the last one,
-        unless it ran image by image (`kept_columns` False)."""
+        """Pairs in reverse order: forward left its buffers (columns, tiles) for the last one."""
         last = len(bottom) - 1
         for i in range(last, -1, -1):
-            if i != last or not self.kept_columns:
+            if i != last:
                 self._prepare(bottom[i])
             self._backward(top[i], propagate_down[i], bottom[i])
 
@@ -402,32 +396,8 @@ class ConvolutionLayer(ConvolutionBase):
         else:
             im2col_nd(self._flat_view(bottom.data), self.image_shape, *self.nd_geometry, self.col)
 
-    def _images_per_chunk(self):
-        """Images whose column matrix fits in _COLUMN_CHUNK_BYTES (at least one)."""
-        image_bytes = self.col.shape[0] * self.col_plane * self.col.itemsize
-        return max(1, min(self.num, _COLUMN_CHUNK_BYTES // image_bytes))
-
-    def _forward_in_chunks(self, bottom, top, chunk):
-        """The im2col forward a few images at a time, on the front of the col and rows buffers:
-        the column matrix stays in cache instead of being written to memory and read back.
-        Backward then redoes im2col over the batch (kept_columns False)."""
-        images, tops = self._image_view(bottom.data), top.data.reshape(self.num, self.num_output, -1)
-        for start in range(0, self.num, chunk):
-            stop = min(start + chunk, self.num)
-            width = (stop - start) * self.col_plane
-            col = self.col.reshape(-1)[:self.col.shape[0] * width].reshape(-1, width)
-            rows = self.rows.reshape(-1)[:self.rows.shape[0] * width].reshape(-1, width)
-            im2col(images[start:stop], *self._geometry(), col)
-            self._conv_rows(col, rows)
-            rows_to_batch(rows, self._bias(), tops[start:stop])
-
     def _forward(self, bottom, top):
         """One bottom/top pair (Blobs)."""
-        chunk = self._images_per_chunk() if self.algorithm == "im2col" else self.num
-        self.kept_columns = chunk == self.num
-        if not self.kept_columns:
-            self._forward_in_chunks(bottom, top, chunk)
-            return
         self._prepare(bottom)
         if self.algorithm == "winograd":
             self._winograd_forward(top)

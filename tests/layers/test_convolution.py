@@ -331,28 +331,3 @@ def test_force_nd_im2col_equals_the_2d_path():
 def test_several_bottoms_errors(shapes, tops, message):
     with pytest.raises(LayerError, match=message):
         make_layer(conv_text("num_output: 2 kernel_size: 3"), [np.zeros(s) for s in shapes], num_tops=tops)
-
-
-@pytest.mark.parametrize("options", ["num_output: 6 kernel_size: 3 group: 2 pad: 1",
-                                     "num_output: 4 kernel_size: 3 stride: 2 pad: 1"])
-def test_forward_in_chunks_of_images_matches_whole_batch(options, monkeypatch):
-    """A column matrix over _COLUMN_CHUNK_BYTES: forward runs 2 images at a time (2 + 2 + 1),
-    backward redoes im2col; tops and all diffs as in one pass (float64), gradients checked."""
-    import layerforge.layers.convolution as convolution
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((5, 2, 9, 8))
-    results = []
-    for chunked in (False, True):
-        layer, bottom, top = make_layer(conv_text(options), [x])
-        assert layer.algorithm == "im2col"
-        if chunked:
-            image_bytes = layer.col.shape[0] * layer.col_plane * layer.col.itemsize
-            monkeypatch.setattr(convolution, "_COLUMN_CHUNK_BYTES", 2 * image_bytes)
-        layer.forward(bottom, top)
-        assert layer.kept_columns is not chunked
-        top[0].diff[...] = np.random.default_rng(12).standard_normal(top[0].shape)
-        layer.backward(top, [True], bottom)
-        results.append([top[0].data.copy(), bottom[0].diff.copy()] + [blob.diff.copy() for blob in layer.blobs])
-    for chunked, whole in zip(*results):
-        np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
-    assert check_gradient(conv_text(options), [x[:3]], max_checks=40) > 0
