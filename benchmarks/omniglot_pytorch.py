@@ -3,7 +3,8 @@
 The pairs and their augmentation come from layerforge's own Data layer (built from the same
 prototxt, phase TRAIN: balanced pairs, different_within_group, Koch's affine warp), so only
 the net, losses and solver run in PyTorch: the same Conv-4 encoder (conv 3x3 without bias,
-BatchNorm with Caffe's moving-average fraction 0.999, ReLU, 2x2 max pooling; FC 64 "feat"),
+BatchNorm with Caffe's moving-average fraction 0.999, ReLU, 2x2 max pooling; FC "feat"; width,
+feature size and input size read from the prototxt),
 ContrastiveLoss (margin 1, Caffe's 1/2N normalisation) on the two encodings of each pair plus
 a softmax classifier on every image, msra / xavier initialisation as Caffe's fillers draw
 them, biases at twice the learning rate, Adam (lr 0.001, betas 0.9/0.999) with the rate cut
@@ -43,7 +44,7 @@ def caffe_xavier(weight):
 
 
 class Encoder(nn.Module):
-    def __init__(self, width=32, feat=64, size=28):
+    def __init__(self, width, feat, size):
         super().__init__()
         layers, channels = [], 1
         for _ in range(4):
@@ -77,11 +78,13 @@ def main():
     train_param = next(layer for layer in io.read_net(NET).layer
                        if layer.type == "Data" and layer.include[0].phase == pb.TRAIN)
     data_layer, _, tops = make_layer(text_format.MessageToString(train_param), [], "TRAIN", 1, np.float32, 2)
-    classes = next(layer for layer in io.read_net(NET).layer if layer.name == "classifier")
-    classes = classes.inner_product_param.num_output
+    layers = {layer.name: layer for layer in io.read_net(NET).layer}
+    classes = layers["classifier"].inner_product_param.num_output
+    feat = layers["feat"].inner_product_param.num_output
+    size = layers["input_data"].input_param.shape[0].dim[2]
 
-    encoder = Encoder()
-    classifier = nn.Linear(64, classes)
+    encoder = Encoder(layers["conv1"].convolution_param.num_output, feat, size)
+    classifier = nn.Linear(feat, classes)
     caffe_xavier(classifier.weight)
     nn.init.zeros_(classifier.bias)
     biases = [encoder.feat.bias, classifier.bias]
@@ -98,7 +101,7 @@ def main():
             for group in optimizer.param_groups:
                 group["lr"] *= solver.gamma
         data_layer.forward([], tops)
-        pairs = torch.from_numpy(tops[0].data.reshape(-1, 1, 28, 28).copy())
+        pairs = torch.from_numpy(tops[0].data.reshape(-1, 1, size, size).copy())
         labels = torch.from_numpy(tops[1].data.reshape(-1).astype(np.int64))
         encoder.train()
         feat = encoder(pairs)
@@ -114,19 +117,19 @@ def main():
             print(f"Iteration {it}, loss = {loss.item():.4f} (contrastive {contrastive.item():.4f}), "
                   f"{time.time() - start:.0f} s", flush=True)
         if it + 1 in eval_at and it + 1 < args.iters:
-            print(f"Iteration {it + 1}: {one_shot(encoder, args.trials).line()}", flush=True)
+            print(f"Iteration {it + 1}: {one_shot(encoder, size, args.trials).line()}", flush=True)
     wall, cpu = time.time() - start, time.process_time() - cpu
     data_layer.close()
     print(f"PyTorch {torch.__version__}, {args.iters} iterations, {args.threads} threads: "
           f"training {wall:.0f} s wall, {cpu:.0f} s CPU (with the evaluations at {args.eval_at})")
-    print(f"{one_shot(encoder, args.trials).line()} [held out: {', '.join(HELD_OUT)}]")
+    print(f"{one_shot(encoder, size, args.trials).line()} [held out: {', '.join(HELD_OUT)}]")
 
 
-def one_shot(encoder, trials):
+def one_shot(encoder, size, trials):
     """20-way trials within the held-out alphabets, drawn as `layerforge oneshot --seed 0` draws them."""
     encoder.eval()
     rng = np.random.default_rng(0)
-    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (28, 28), 20, trials, rng)
+    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (size, size), 20, trials, rng)
     with torch.no_grad():
         encodings = encoder(torch.from_numpy(images.astype(np.float32) * 0.00390625)).numpy()
     encoder.train()

@@ -9,8 +9,9 @@ layerforge:
 - OPENBLAS_NUM_THREADS: when set, layerforge leaves numpy's BLAS threads as they are.
 - NUMBA_CACHE_DIR: where Numba caches compiled kernels. Unset, Numba uses the kernels'
   `__pycache__`, else a user-wide folder under $XDG_CACHE_HOME or ~/.cache; when neither is
-  writable (a read-only install and $HOME), layerforge sets it, before the first kernel is
-  imported, to a private folder in the temporary directory (`numba_cache_fallback`).
+  writable (a read-only install and $HOME), layerforge points Numba's own config (not the
+  environment) at a private folder in the temporary directory before the first kernel is
+  imported (`numba_cache_fallback`).
 - OMP_WAIT_POLICY / GOMP_SPINCOUNT: when either is set, Numba's OpenMP workers keep that wait
   policy; otherwise they start with a spin of WORKER_SPIN (see kernels/threads.py).
 """
@@ -45,18 +46,22 @@ def blas_threads_set_by_user():
 
 
 def _writable(folder):
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-        return True
-    except OSError:
-        return False
+    """Whether `folder` could be created or written, judged by permissions alone (nothing is
+    written): its nearest existing ancestor must be a writable directory."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
 def numba_cache_fallback(kernels_folder):
-    """Set NUMBA_CACHE_DIR to `<tmp>/layerforge-numba-<uid>` when it is unset and neither of
-    Numba's default cache folders is writable (Numba would then refuse every cached kernel);
-    returns the folder set, else None (nothing changed)."""
+    """`<tmp>/layerforge-numba-<uid>` (created) when NUMBA_CACHE_DIR is unset and neither of
+    Numba's default cache folders is writable, so that Numba, which would refuse every cached
+    kernel, caches there instead; else None. The caller sets it in Numba's own config, not in
+    the environment."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
     user_cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "numba")
@@ -64,5 +69,4 @@ def numba_cache_fallback(kernels_folder):
         return None
     folder = os.path.join(tempfile.gettempdir(), f"layerforge-numba-{os.getuid()}")
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    os.environ["NUMBA_CACHE_DIR"] = folder
     return folder

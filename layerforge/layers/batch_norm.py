@@ -2,7 +2,8 @@
 import numpy as np
 
 from layerforge.blob import Blob
-from layerforge.kernels.batch_norm import batch_norm_backward, batch_norm_forward, batch_norm_statistics
+from layerforge.kernels.batch_norm import batch_norm_backward, batch_norm_train_forward
+from layerforge.kernels.channels import channel_affine
 from layerforge.layer import Layer
 from layerforge.proto import layerforge_pb2 as pb
 from layerforge.registry import register_layer
@@ -40,6 +41,7 @@ class BatchNormLayer(Layer):
         self.blobs = [Blob((self.channels,), dtype, learnable=False),
                       Blob((self.channels,), dtype, learnable=False),
                       Blob((1,), dtype, learnable=False)]
+        self.x_norm = None  # the normalized values for backward: later in-place layers may overwrite the top
 
     def reshape(self, bottom, top):
         channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
@@ -49,24 +51,24 @@ class BatchNormLayer(Layer):
         top[0].reshape_like(bottom[0])
         num = bottom[0].shape[0]
         self.view = (num, self.channels, bottom[0].count // max(num * self.channels, 1))
+        if not self.use_global_stats and (self.x_norm is None or self.x_norm.shape != self.view
+                                          or self.x_norm.dtype != bottom[0].dtype):
+            self.x_norm = np.empty(self.view, bottom[0].dtype)
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.view)
         y = top[0].data.reshape(self.view)
-        mean = np.empty(self.channels)
-        variance = np.empty(self.channels)
         if self.use_global_stats:
             factor = self.blobs[2].data[0]
             scale = 0.0 if factor == 0 else 1.0 / factor
-            np.multiply(self.blobs[0].data, scale, out=mean)
-            np.multiply(self.blobs[1].data, scale, out=variance)
+            mean = self.blobs[0].data.astype(np.float64) * scale
+            variance = self.blobs[1].data.astype(np.float64) * scale
+            self.std = np.sqrt(variance + self.eps)
+            channel_affine(x, 1.0 / self.std, -mean / self.std, y)
         else:
-            batch_norm_statistics(x, mean, variance)
+            mean, variance, self.std = (np.empty(self.channels) for _ in range(3))
+            batch_norm_train_forward(x, self.eps, mean, variance, self.std, self.x_norm, y)
             self._update_moving_averages(mean, variance, bottom[0].count // self.channels)
-        self.std = np.sqrt(variance + self.eps)
-        batch_norm_forward(x, mean, self.std, y)
-        if not self.use_global_stats:
-            self.x_norm = y.copy()  # later in-place layers may overwrite the top
 
     def _update_moving_averages(self, mean, variance, m):
         mean_sum, variance_sum, factor = (blob.data for blob in self.blobs)
@@ -83,6 +85,6 @@ class BatchNormLayer(Layer):
         dy = top[0].diff.reshape(self.view)
         dx = bottom[0].diff.reshape(self.view)
         if self.use_global_stats:
-            np.divide(dy, self.std.reshape(1, -1, 1), out=dx)
+            channel_affine(dy, 1.0 / self.std, np.zeros(self.channels), dx)
         else:
             batch_norm_backward(self.x_norm, dy, self.std, dx)

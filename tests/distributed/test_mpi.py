@@ -80,6 +80,20 @@ def test_a_rank_that_dies_ends_the_run(tmp_path):
     assert time.monotonic() - start < 30
 
 
+def test_a_nan_on_one_rank_stops_every_rank_at_that_iteration(tmp_path):
+    lmdbs = siamese_lmdbs(tmp_path)
+    solver = siamese_solver(tmp_path, lmdbs, 32, "nan", max_iter=100000)
+    command = [MPIEXEC, "-n", "2", sys.executable, str(Path(__file__).with_name("nan_rank.py")), str(solver)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    stops = sorted(line for line in result.stdout.splitlines() if line.startswith("rank "))
+    assert [line.split(":")[0] for line in stops] == ["rank 0 stopped at iteration 3",
+                                                      "rank 1 stopped at iteration 3"], result.stdout + result.stderr[-2000:]
+    assert "the loss is not finite on at least one rank (here: nan" in stops[1]
+    assert sorted(p.name for p in (tmp_path / "nan").glob("*_iter_*")) == [
+        "siamese_iter_3.caffemodel", "siamese_iter_3.caffemodel.sha256",
+        "siamese_iter_3.solverstate", "siamese_iter_3.solverstate.sha256"]
+
+
 def test_ctrl_c_to_mpiexec_snapshots_on_rank_0_and_every_rank_exits_130(tmp_path):
     lmdbs = siamese_lmdbs(tmp_path)
     solver = siamese_solver(tmp_path, lmdbs, 32, "stop", max_iter=100000)

@@ -1,6 +1,6 @@
 """An install whose kernels folder and $HOME cannot hold Numba's cache still runs: the cache
-falls back to a private temporary folder (config.numba_cache_fallback); nothing changes
-when a default is writable."""
+falls back to a private temporary folder, set in Numba's config rather than the environment
+(config.numba_cache_fallback); nothing changes when a default is writable."""
 import os
 import shutil
 import subprocess
@@ -24,21 +24,24 @@ def test_unwritable_cache_folders_still_run_kernels(tmp_path):
     temp.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "XDG_"))}
     env.update(HOME=str(home), PYTHONPATH=str(install), TMPDIR=str(temp))
-    code = ("import numpy as np, os; from layerforge.kernels.updates import sum_squares; "
-            "print(sum_squares(np.ones(4, np.float32)), os.environ.get('NUMBA_CACHE_DIR'))")
+    code = ("import numpy as np, os, numba; from layerforge.kernels.updates import sum_squares; "
+            "print(sum_squares(np.ones(4, np.float32)), numba.config.CACHE_DIR, "
+            "os.environ.get('NUMBA_CACHE_DIR', 'unset'))")
     done = subprocess.run([sys.executable, "-c", code], cwd=str(temp), env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    value, folder = done.stdout.split()
-    assert float(value) == 4.0
+    value, folder, environment = done.stdout.split()
+    assert float(value) == 4.0 and environment == "unset"
     assert folder == str(temp / f"layerforge-numba-{os.getuid()}")
     assert os.listdir(folder)     # the kernel was cached there
 
 
 def test_writable_defaults_change_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    assert config.numba_cache_fallback(str(tmp_path)) is None
+    kernels = tmp_path / "kernels"
+    assert config.numba_cache_fallback(str(kernels)) is None
     assert "NUMBA_CACHE_DIR" not in os.environ
+    assert not kernels.exists()     # judged by permissions: nothing created to find out
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     assert config.numba_cache_fallback("/nonexistent/kernels") is None
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
