@@ -1,7 +1,7 @@
 """More workloads than the Siamese MNIST step: layerforge against PyTorch CPU, side by side.
 
 Usage: python benchmarks/workloads.py [--workloads NAME ...] [--batch NAME=B ...]
-           [--iterations N] [--warmup W] [--rounds R] [--quick] [--no-torch] [--cold-start]
+           [--iterations N] [--warmup W] [--rounds R] [--quick] [--no-torch] [--cold-start] [--layers]
 
 Workloads (default: all):
   lenet       training step of prototxt/lenet_train_test.prototxt (TRAIN), batch 64;
@@ -36,7 +36,8 @@ for R rounds of N iterations after W of warm-up; the median round is reported, a
 ratio layerforge / PyTorch of the medians. `--cold-start`: a fresh process importing
 layerforge, building the LeNet solver and running its first iteration, twice with the same
 new, empty NUMBA_CACHE_DIR: the first run after an install (everything compiles), then the
-second (the cache is warm), with how many kernels each compiled.
+second (the cache is warm), with how many kernels each compiled. `--layers`: for inference
+workloads, also each layer's forward time alone (the whole pass too), per framework.
 """
 import argparse
 import json
@@ -287,6 +288,64 @@ def child_time(name, batch, framework, iterations, warmup):
     return {"ms": ms, "images_per_s": 1000 * images / ms, "rss_mb": peak_rss_mb()}
 
 
+def child_layers(name, batch, framework, iterations, warmup):
+    """Median forward ms of each layer of an inference workload, timed one layer at a time
+    ([name, type, ms] rows; a Convolution's type names its algorithm), and of the whole pass."""
+    net, inputs = infer_net(name, batch, np.random.default_rng(0))
+    if framework == "layerforge":
+        from layerforge.kernels.threads import blas_on_one_thread
+        calls = [lambda i=i: net.forward_layer(i) for i in range(len(net.entries))]
+        scope, whole = blas_on_one_thread, net.forward
+    else:
+        import torch
+        from torch_net import TorchNet, to_torch
+        tnet = TorchNet(net)
+        blobs = {k: to_torch(v.astype(np.float32)) for k, v in inputs.items()}
+
+        def call(entry):
+            if entry.param.type != "Input":
+                tops = tnet._layer(entry.param.type, entry.param, entry.layer, [blobs[b] for b in entry.bottom_names])
+                blobs.update(zip(entry.top_names, tops))
+        calls = [lambda e=e: call(e) for e in net.entries]
+        scope, whole = torch.inference_mode, lambda: tnet.forward(blobs)
+    times, totals = [[] for _ in calls], []
+    with scope():
+        for step in range(warmup + iterations):
+            for i, layer_call in enumerate(calls):
+                start = time.perf_counter()
+                layer_call()
+                times[i].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            whole()
+            totals.append(time.perf_counter() - start)
+    rows = []
+    for entry, layer_times in zip(net.entries, times):
+        algorithm = getattr(entry.layer, "algorithm", None) if framework == "layerforge" else None
+        kind = f"{entry.param.type} ({algorithm})" if algorithm else entry.param.type
+        rows.append([entry.param.name, kind, 1000 * statistics.median(layer_times[warmup:])])
+    return {"layers": rows, "ms": 1000 * statistics.median(totals[warmup:])}
+
+
+def print_layers(runs):
+    """Per-layer medians over the rounds of each framework, side by side with the ratio."""
+    medians = {f: [statistics.median(r["layers"][i][2] for r in results) for i in range(len(results[0]["layers"]))]
+               for f, results in runs.items()}
+    names = runs["layerforge"][0]["layers"]
+    width = max(len(kind) for _, kind, _ in names) + max(len(name) for name, _, _ in names) + 3
+    print(f"  {'layer':{width}} {'layerforge ms':>13}" + (f" {'torch ms':>9} {'ratio':>6}" if "torch" in runs else ""))
+    for i, (name, kind, _) in enumerate(names):
+        row = f"  {f'{name} {kind}':{width}} {medians['layerforge'][i]:13.3f}"
+        if "torch" in runs:
+            torch_ms = medians["torch"][i]
+            row += f" {torch_ms:9.3f} {medians['layerforge'][i] / torch_ms:6.2f}" if torch_ms > 0 else f" {torch_ms:9.3f}"
+        print(row)
+    totals = {f: statistics.median(r["ms"] for r in results) for f, results in runs.items()}
+    sums = {f: sum(values) for f, values in medians.items()}
+    print(f"  {'sum of layers':{width}} {sums['layerforge']:13.3f}" + (f" {sums['torch']:9.3f}" if "torch" in runs else ""))
+    print(f"  {'whole pass':{width}} {totals['layerforge']:13.3f}" + (f" {totals['torch']:9.3f} "
+          f"{totals['layerforge'] / totals['torch']:6.2f}" if "torch" in runs else ""))
+
+
 def child_cold():
     """Seconds to import layerforge, and to build the LeNet solver and run its first iteration."""
     start = time.perf_counter()
@@ -340,14 +399,18 @@ def main():
     parser.add_argument("--cold-start", action="store_true",
                         help="also time import + first LeNet iteration in a fresh process, on an empty "
                              "Numba cache and then on the warm one")
+    parser.add_argument("--layers", action="store_true",
+                        help="inference workloads: also time each layer alone (median of the iterations, "
+                             "then of the rounds), both frameworks side by side")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         if args.child[0] == "cold":
             print(json.dumps(child_cold()))
         else:
-            name, batch, framework, iterations, warmup = args.child
-            print(json.dumps(child_time(name, int(batch), framework, int(iterations), int(warmup))))
+            name, batch, framework, iterations, warmup, *layers = args.child
+            child = child_layers if layers else child_time
+            print(json.dumps(child(name, int(batch), framework, int(iterations), int(warmup))))
         return 0
     if args.quick:
         args.iterations, args.warmup, args.rounds = 2, 1, 1
@@ -386,6 +449,14 @@ def main():
                       f"{max(r['rss_mb'] for r in results):.0f} MB)")
             if "torch" in medians:
                 print(f"  ratio layerforge / torch: {medians['layerforge'] / medians['torch']:.3f}", flush=True)
+            if args.layers and kind == "infer":
+                layer_runs = {f: [] for f in frameworks}
+                for _ in range(args.rounds):
+                    for framework in frameworks:
+                        layer_runs[framework].append(run_child(name, batch, framework, args.iterations,
+                                                               args.warmup, "layers"))
+                print("  per layer (each timed alone, median ms):")
+                print_layers(layer_runs)
     if args.cold_start:
         print("\nCold start (LeNet; a fresh process: import, solver + first iteration, kernels compiled):")
         with tempfile.TemporaryDirectory() as cache:

@@ -3,9 +3,12 @@
 A training step alternates Numba kernels and matrix products. Running both on one pool of
 threads lets that pool stay awake between them: the products are called from Numba
 `prange` loops, one BLAS call per chunk, into numpy's own OpenBLAS (which the Net sets to
-one thread while it runs, see threads.blas_on_one_thread). Its `cblas_?gemm` entry points
-are found through threadpoolctl and registered with LLVM under fixed names, so the compiled
-kernels are cached like any other. That happens on the first product, not at import.
+one thread while it runs, see threads.blas_on_one_thread). Its `cblas_?gemm` and
+`cblas_?gemv` entry points are found through threadpoolctl and registered with LLVM under
+fixed names, so the compiled kernels are cached like any other. That happens on the first
+product, not at import. A product with one row or one column of output (an InnerProduct on
+one image) is a matrix-vector product: it goes to gemv, split by rows of the matrix, since
+OpenBLAS's gemm packs the whole matrix first and runs such a product 2-3x slower.
 
 Where that is not possible - numpy linked against another BLAS or an OpenBLAS with 32-bit
 integers, NUMBA_DISABLE_JIT, or a forked child (GNU OpenMP cannot run there) - every
@@ -28,10 +31,15 @@ _sgemm = types.ExternalFunction("layerforge_sgemm", types.void(
     _int, _int, _int, _int, _int, _int, types.float32, _ptr, _int, _ptr, _int, types.float32, _ptr, _int))
 _dgemm = types.ExternalFunction("layerforge_dgemm", types.void(
     _int, _int, _int, _int, _int, _int, types.float64, _ptr, _int, _ptr, _int, types.float64, _ptr, _int))
+_sgemv = types.ExternalFunction("layerforge_sgemv", types.void(
+    _int, _int, _int, _int, types.float32, _ptr, _int, _ptr, _int, types.float32, _ptr, _int))
+_dgemv = types.ExternalFunction("layerforge_dgemv", types.void(
+    _int, _int, _int, _int, types.float64, _ptr, _int, _ptr, _int, types.float64, _ptr, _int))
+_OURS = ("layerforge_sgemm", "layerforge_dgemm", "layerforge_sgemv", "layerforge_dgemv")
 
 
 def _register_numpy_openblas():
-    """Register numpy's 64-bit-integer cblas_sgemm/dgemm with LLVM; False if there are none."""
+    """Register numpy's 64-bit-integer cblas_?gemm/?gemv with LLVM; False if there are none."""
     if numba.config.DISABLE_JIT:
         return False
     for info in threadpool_info():
@@ -39,9 +47,9 @@ def _register_numpy_openblas():
             continue
         library = ctypes.CDLL(info["filepath"])
         for prefix, suffix in (("scipy_", "64_"), ("", "64_")):
-            names = [f"{prefix}cblas_{kind}gemm{suffix}" for kind in "sd"]
+            names = [f"{prefix}cblas_{kind}{suffix}" for kind in ("sgemm", "dgemm", "sgemv", "dgemv")]
             if all(hasattr(library, name) for name in names):
-                for ours, name in zip(("layerforge_sgemm", "layerforge_dgemm"), names):
+                for ours, name in zip(_OURS, names):
                     llvm.add_symbol(ours, ctypes.cast(getattr(library, name), ctypes.c_void_p).value)
                 return True
     return False
@@ -104,6 +112,30 @@ def _gemm_chunks(a, b, out, beta, chunks):
             _gemm(a, b[:, lo:hi], out[:, lo:hi], beta)
 
 
+@njit(cache=True)
+def _gemv(a, x, y, beta):
+    """y = a @ x + beta * y by one BLAS call (a 2-D view with one unit stride, x and y 1-D)."""
+    rows, cols = a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
+    if cols == 1:
+        trans, m, n, lda = _NO_TRANS, a.shape[0], a.shape[1], max(rows, a.shape[1], 1)
+    else:   # a transposed view: a row-major (n, m) matrix, transposed
+        trans, m, n, lda = _TRANS, a.shape[1], a.shape[0], max(cols, a.shape[0], 1)
+    incx, incy = x.strides[0] // x.itemsize, y.strides[0] // y.itemsize
+    if y.itemsize == 4:
+        _sgemv(_ROW_MAJOR, trans, m, n, 1.0, a.ctypes.data, lda, x.ctypes.data, incx, beta, y.ctypes.data, incy)
+    else:
+        _dgemv(_ROW_MAJOR, trans, m, n, 1.0, a.ctypes.data, lda, x.ctypes.data, incx, beta, y.ctypes.data, incy)
+
+
+@njit(cache=True, parallel=True)
+def _gemv_chunks(a, x, y, beta, chunks):
+    """_gemv cut into `chunks` along the rows of `a`, one chunk per task."""
+    rows = a.shape[0]
+    for chunk in prange(chunks):
+        lo, hi = rows * chunk // chunks, rows * (chunk + 1) // chunks
+        _gemv(a[lo:hi], x, y[lo:hi], beta)
+
+
 @njit(cache=True, parallel=True)
 def _gemm_stack(a, b, out):
     """out[i] = a[i] @ b[i], one product per task."""
@@ -136,7 +168,13 @@ def _check(name, a, b, out):
 def _product(a, b, out, beta):
     flops = 2.0 * out.size * a.shape[1]
     chunks = min(numba.get_num_threads(), max(out.shape))
-    if flops < _MIN_FLOPS or chunks < 2:
+    if min(out.shape) == 1:   # a matrix-vector product: out row = b^T a row, or out column = a b column
+        matrix, vector, result = (b.T, a[0], out[0]) if out.shape[0] == 1 else (a, b[:, 0], out[:, 0])
+        if flops < _MIN_FLOPS or chunks < 2:
+            _gemv(matrix, vector, result, beta)
+        else:
+            _gemv_chunks(matrix, vector, result, beta, chunks)
+    elif flops < _MIN_FLOPS or chunks < 2:
         _gemm(a, b, out, beta)
     else:
         _gemm_chunks(a, b, out, beta, chunks)

@@ -6,7 +6,10 @@ adding the bias on the way out and summing the bias gradient on the way back.
 """
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
 
+
+@serial_when_small(lambda *args: args[-1].size)   # the batch
 @njit(cache=True, parallel=True)
 def rows_to_batch(rows, bias, batch):
     """batch[n, m, p] = rows[m, n*P + p] + bias[m]."""
@@ -17,6 +20,7 @@ def rows_to_batch(rows, bias, batch):
         batch[n, m] = rows[m, n * plane:(n + 1) * plane] + bias[m]
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def batch_to_rows(batch, rows):
     """rows[m, n*P + p] = batch[n, m, p]."""
@@ -27,6 +31,7 @@ def batch_to_rows(batch, rows):
         rows[m, n * plane:(n + 1) * plane] = batch[n, m]
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
 def add_bias_grad(batch_diff, bias_diff):
     """bias_diff[m] += sum over n and p of batch_diff[n, m, p] (accumulated in float64; the

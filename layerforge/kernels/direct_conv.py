@@ -11,6 +11,8 @@ Images come zero-padded by the caller: (N, C, Hp, Wp).
 import numpy as np
 from numba import njit, prange, uint64
 
+from layerforge.kernels.threads import serial_when_small
+
 
 @njit(cache=True, fastmath=True)
 def _add_row(taps, src, dst, size):
@@ -111,6 +113,7 @@ def _row_sum(values):
     return total
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the top
 @njit(cache=True, parallel=True)
 def direct_conv(images, weight, bias, top):
     """top[n, k] = bias[k] + sum over c, i, j of weight[k, c, i, j] * images[n, c, i:, j:] (cropped)."""

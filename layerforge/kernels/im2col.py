@@ -11,6 +11,8 @@ spatial axis, row-major, in place of (kernel_y, kernel_x).
 import numpy as np
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
+
 _CHUNK = 16  # images per parallel task
 
 
@@ -28,6 +30,7 @@ def _valid_range(offset, size, stride, out):
     return lo, max(lo, hi)
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the column matrix
 @njit(cache=True, parallel=True)
 def im2col(images, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
            dilation_h, dilation_w, col):
@@ -65,6 +68,7 @@ def im2col(images, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                 out += out_w
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the images
 @njit(cache=True, parallel=True)
 def col2im(col, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
            dilation_h, dilation_w, images):
@@ -102,6 +106,7 @@ def col2im(col, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                                 dst[start + ox * stride_w] += src[out + ox]
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the column matrix
 @njit(cache=True, parallel=True)
 def im2row(images, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
            dilation_h, dilation_w, rows):
@@ -139,6 +144,7 @@ def im2row(images, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                     out += channels
 
 
+@serial_when_small(lambda *args: args[-1].size)   # the images
 @njit(cache=True, parallel=True)
 def row2im(rows, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
            dilation_h, dilation_w, images):

@@ -11,7 +11,18 @@ Backward for both: dx = dy · scale^-beta - 2·alpha·beta/window · x · Σ (dy
 import numpy as np
 from numba import njit, prange
 
+from layerforge.kernels.threads import serial_when_small
+
 PIXEL_BLOCK = 512
+
+
+@njit(cache=True, inline="always")
+def _negative_power(s, beta):
+    """s ** -beta; for beta = 0.75 (AlexNet's, Caffe's default) as 1 / sqrt(s · sqrt(s)),
+    several times faster than pow and as exact within a few ulps."""
+    if beta == 0.75:
+        return 1.0 / np.sqrt(s * np.sqrt(s))
+    return s ** -beta
 
 
 @njit(cache=True)
@@ -34,6 +45,7 @@ def _channel_window_sums(values, size, total, out_sum):
             out_sum[c, i] = total[i]
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def lrn_across_channels_forward(x, size, alpha, beta, k, scale, y):
     """scale = k + alpha/size · window sum of x² over channels; y = x · scale^-beta."""
@@ -55,9 +67,10 @@ def lrn_across_channels_forward(x, size, alpha, beta, k, scale, y):
             for p in range(p0, p1):
                 s = k + alpha / size * sums[c, p - p0]
                 scale[n, c, p] = s
-                y[n, c, p] = x[n, c, p] * s ** -beta
+                y[n, c, p] = x[n, c, p] * _negative_power(s, beta)
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def lrn_across_channels_backward(x, y, scale, dy, size, alpha, beta, dx):
     """dx = dy · scale^-beta - 2·alpha·beta/size · x · window sum of dy·y/scale over channels."""
@@ -77,7 +90,7 @@ def lrn_across_channels_backward(x, y, scale, dy, size, alpha, beta, dx):
         coefficient = 2.0 * alpha * beta / size
         for c in range(channels):
             for p in range(p0, p1):
-                dx[n, c, p] = (dy[n, c, p] * np.float64(scale[n, c, p]) ** -beta
+                dx[n, c, p] = (dy[n, c, p] * _negative_power(np.float64(scale[n, c, p]), beta)
                                - coefficient * x[n, c, p] * sums[c, p - p0])
 
 
@@ -100,6 +113,7 @@ def _box_sums(values, size, rows, out_sum):
             out_sum[h, w] = total
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def lrn_within_channel_forward(x, size, alpha, beta, scale, y):
     """Planes x (P, H, W): scale = 1 + alpha/size² · box sum of x²; y = x · scale^-beta."""
@@ -117,9 +131,10 @@ def lrn_within_channel_forward(x, size, alpha, beta, scale, y):
             for w in range(width):
                 s = 1.0 + alpha / (size * size) * sums[h, w]
                 scale[i, h, w] = s
-                y[i, h, w] = x[i, h, w] * s ** -beta
+                y[i, h, w] = x[i, h, w] * _negative_power(s, beta)
 
 
+@serial_when_small()
 @njit(cache=True, parallel=True)
 def lrn_within_channel_backward(x, y, scale, dy, size, alpha, beta, dx):
     """dx = dy · scale^-beta - 2·alpha·beta/size² · x · box sum of dy·y/scale."""
@@ -135,5 +150,5 @@ def lrn_within_channel_backward(x, y, scale, dy, size, alpha, beta, dx):
         _box_sums(ratios, size, rows, sums)
         for h in range(height):
             for w in range(width):
-                dx[i, h, w] = (dy[i, h, w] * np.float64(scale[i, h, w]) ** -beta
+                dx[i, h, w] = (dy[i, h, w] * _negative_power(np.float64(scale[i, h, w]), beta)
                                - coefficient * x[i, h, w] * sums[h, w])

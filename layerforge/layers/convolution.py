@@ -9,9 +9,10 @@ for the weight gradient. Convolution picks a faster algorithm where one applies
 (`Convolution.algorithm`):
 - "direct" (kernels/direct_conv.py): stride 1, one group, fewer than 4 input channels,
   where im2col's GEMM is long and thin (LeNet's conv1: ~3x faster);
-- "winograd" (kernels/winograd.py): stride 1, one group, from 4 channels, square 3x3 to 5x5
+- "winograd" (kernels/winograd.py): stride 1, from 4 channels (any group), square 3x3 to 5x5
   kernels: F(4x4, r x r), for 5x5 kernels 6x fewer multiplications, at the cost of about one
-  decimal digit in float32 (relative error ~1e-5 instead of ~1e-6);
+  decimal digit in float32 (relative error ~1e-5 instead of ~1e-6); only with enough output
+  tiles in the batch to amortise its weight transform (not for one image of CaffeNet's conv3);
 - "im2row": from 4 channels with one group, the channels-last im2col, whose copies are
   runs of C values (~4x faster than im2col on 12x12 images);
 - "im2col" otherwise.
@@ -39,6 +40,12 @@ _CHANNELS_LAST_MIN = 4  # input channels from which Convolution uses im2row or W
 _DIRECT_CHUNKS = 8      # image chunks of the direct weight gradient (one partial sum each)
 _WINOGRAD_TILE = 4      # output tile side m of F(m x m, r x r)
 _WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <= 8 points)
+# Fewer tiles per pass, or more transformed weights per tile, and im2row is faster: MNIST's
+# conv2 (8x8 outputs, 4 tiles an image) breaks even at 2 images; CaffeNet's conv3 (13x13, 16
+# tiles an image, 3.5M transformed weights) at 1 and 2 images is 1.3-1.6x faster on im2row,
+# at 8 images 1.7x slower.
+_WINOGRAD_MIN_TILES = 8
+_WINOGRAD_WEIGHTS_PER_TILE = 2 ** 15
 
 
 class ConvolutionBase(Layer):
@@ -259,14 +266,25 @@ class ConvolutionLayer(ConvolutionBase):
             return "im2col_nd"
         cp = self.param.convolution_param
         many_channels = self.channels >= _CHANNELS_LAST_MIN
-        if (cp.engine != cp.CAFFE and self.group == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
+        if (cp.engine != cp.CAFFE and self.stride == (1, 1) and self.dilation == (1, 1)
                 and len(shape) == self.axis + 3):
-            if not many_channels:
+            if not many_channels and self.group == 1:
                 return "direct"
-            # Tiles of m x m outputs: worth it when they are mostly filled.
-            if self.winograd_kernel and min(self._output_size(shape[-2:])) >= _WINOGRAD_TILE:
+            if many_channels and self.winograd_kernel and self._winograd_pays(shape):
                 return "winograd"
         return "im2row" if self.group == 1 and many_channels else "im2col"
+
+    def _winograd_pays(self, shape):
+        """Whether Winograd beats im2row on a bottom of `shape`: its m x m output tiles must be
+        mostly filled, and its weight transform (n*n*C/group*M values, redone every pass) amortised
+        over enough tiles (see _WINOGRAD_MIN_TILES, _WINOGRAD_WEIGHTS_PER_TILE)."""
+        out_size = self._output_size(shape[-2:])
+        if min(out_size) < _WINOGRAD_TILE:
+            return False
+        tiles = math.prod(shape[:self.axis]) * math.prod(-(-size // _WINOGRAD_TILE) for size in out_size)
+        points = (_WINOGRAD_TILE + self.kernel[0] - 1) ** 2
+        weights = points * self.channels // self.group * self.num_output
+        return tiles >= _WINOGRAD_MIN_TILES and weights <= _WINOGRAD_WEIGHTS_PER_TILE * tiles
 
     def reshape(self, bottom, top):
         self.algorithm = self._choose_algorithm(bottom[0].shape)
@@ -284,7 +302,7 @@ class ConvolutionLayer(ConvolutionBase):
             self.input_tiles = self._buffer("input_tiles", (n * n, spatial * num, channels), dtype)
             self.input_tiles_diff = self._buffer("input_tiles_diff", self.input_tiles.shape, dtype)
             self.products = self._buffer("products", (n * n, spatial * num, self.num_output), dtype)
-            self.weight_tiles = self._buffer("weight_tiles", (n * n, channels, self.num_output), dtype)
+            self.weight_tiles = self._buffer("weight_tiles", (n * n, channels // self.group, self.num_output), dtype)
             self.weight_tiles_diff = self._buffer("weight_tiles_diff", self.weight_tiles.shape, dtype)
             self.tile_sums = self._buffer("tile_sums", (spatial, num * self.num_output), dtype)
         elif self.algorithm == "direct":
@@ -334,11 +352,17 @@ class ConvolutionLayer(ConvolutionBase):
         """A blob's data or diff as the Winograd kernels see it: planes (N * channels, H, W)."""
         return array.reshape((-1,) + array.shape[-2:])
 
+    def _winograd_groups(self):
+        """(input channel slice, output slice) of each group: the tiles' last axis."""
+        c, m = self.channels // self.group, self.num_output // self.group
+        return [(slice(g * c, (g + 1) * c), slice(g * m, (g + 1) * m)) for g in range(self.group)]
+
     def _winograd_forward(self, top):
         weight = self.blobs[0].data
-        flat_weight = weight.transpose(1, 0, 2, 3).reshape(-1, self.kernel[0] * self.kernel[1])  # (C*K, r*r)
+        flat_weight = weight.transpose(1, 0, 2, 3).reshape(-1, self.kernel[0] * self.kernel[1])  # (C/g*M, r*r)
         blas.matmul(self.winograd_gg, flat_weight.T, self.weight_tiles.reshape(len(self.weight_tiles), -1))
-        blas.matmul_stack(self.input_tiles, self.weight_tiles, self.products)
+        for ins, outs in self._winograd_groups():
+            blas.matmul_stack(self.input_tiles[:, :, ins], self.weight_tiles[:, :, outs], self.products[:, :, outs])
         output_tiles(self._tiled(self.products), self.winograd_at, self.tiles_w, self._bias(),
                      self._planes(top.data))
 
@@ -350,11 +374,15 @@ class ConvolutionLayer(ConvolutionBase):
         if len(self.blobs) > 1 and self.param_needs_gradient(1):
             self.blobs[1].diff += self.tile_sums.reshape(-1, self.num_output).sum(axis=0, dtype=np.float64)
         if self.param_needs_gradient(0):
-            blas.matmul_stack(self.input_tiles.transpose(0, 2, 1), products_diff, self.weight_tiles_diff)
+            for ins, outs in self._winograd_groups():
+                blas.matmul_stack(self.input_tiles[:, :, ins].transpose(0, 2, 1), products_diff[:, :, outs],
+                                  self.weight_tiles_diff[:, :, outs])
             flat_diff = self.winograd_gg.T @ self.weight_tiles_diff.reshape(len(self.weight_tiles_diff), -1)
             self.blobs[0].diff += flat_diff.reshape(self.kernel + self.weight_tiles.shape[1:]).transpose(3, 2, 0, 1)
         if propagate_down:
-            blas.matmul_stack(products_diff, self.weight_tiles.transpose(0, 2, 1), self.input_tiles_diff)
+            for ins, outs in self._winograd_groups():
+                blas.matmul_stack(products_diff[:, :, outs], self.weight_tiles[:, :, outs].transpose(0, 2, 1),
+                                  self.input_tiles_diff[:, :, ins])
             input_grad_tiles(self._tiled(self.input_tiles_diff), self.winograd_bt, pad_h, pad_w, m, self.tiles_w,
                              self._planes(bottom.diff))
 

@@ -8,7 +8,8 @@ import pytest
 from layerforge.kernels import blas
 
 
-@pytest.mark.parametrize("m, k, n", [(3, 4, 5), (50, 500, 1024), (1024, 60, 50), (1, 300, 9000)])
+@pytest.mark.parametrize("m, k, n", [(3, 4, 5), (50, 500, 1024), (1024, 60, 50), (1, 300, 9000),
+                                     (1, 7, 3), (3000, 700, 1), (1, 1, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_matches_numpy(m, k, n, dtype):
     rng = np.random.default_rng(0)
@@ -33,6 +34,21 @@ def test_matmul_add_accumulates(m, k, n):
     out_t = np.ascontiguousarray(expected.T)   # adding into a transposed view
     blas.matmul_add(a, b, out_t.T)
     np.testing.assert_allclose(out_t.T, expected + a @ b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("m, k, n", [(1, 2000, 3000), (1, 5, 4), (3000, 2000, 1)])
+@pytest.mark.parametrize("transposed", [False, True], ids=["row-major", "transposed"])
+def test_matrix_vector_products_add_and_take_either_layout(m, k, n, transposed):
+    """One output row or column: gemv, split by rows when large, with either layout of the matrix."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    if transposed:
+        a, b = np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T
+    out = rng.standard_normal((m, n))
+    expected = out + a @ b
+    np.testing.assert_allclose(blas.matmul_add(a, b, out), expected, rtol=1e-12, atol=1e-12)
+    out_t = np.full((n, m), np.nan)     # into a transposed view
+    np.testing.assert_allclose(blas.matmul(a, b, out_t.T), a @ b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("stack, m, k, n", [(1, 2, 3, 4), (64, 512, 20, 50), (3, 40, 7, 9)])

@@ -41,31 +41,33 @@ def pick(jit, f):
 @pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
 @pytest.mark.parametrize("shape, size", [((2, 7, 15), 5), ((1, 3, 4), 5), ((2, 10, 600), 3), ((1, 7, 2), 15),
                                          ((1, 1, 3), 1)])
-def test_across_channels(jit, shape, size):
+@pytest.mark.parametrize("beta", [0.75, 0.6])   # 0.75 has its own power: 1 / sqrt(s sqrt(s))
+def test_across_channels(jit, shape, size, beta):
     rng = np.random.default_rng(0)
     x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
     scale, y = np.empty(shape), np.empty(shape)
-    pick(jit, lrn_across_channels_forward)(x, size, 0.7, 0.75, 2.0, scale, y)
-    want_scale, want_y, want_dx = across_reference(x, size, 0.7, 0.75, 2.0, dy)
+    pick(jit, lrn_across_channels_forward)(x, size, 0.7, beta, 2.0, scale, y)
+    want_scale, want_y, want_dx = across_reference(x, size, 0.7, beta, 2.0, dy)
     np.testing.assert_allclose(scale, want_scale, rtol=1e-12)
     np.testing.assert_allclose(y, want_y, rtol=1e-12)
     dx = np.empty(shape)
-    pick(jit, lrn_across_channels_backward)(x, y, scale, dy, size, 0.7, 0.75, dx)
+    pick(jit, lrn_across_channels_backward)(x, y, scale, dy, size, 0.7, beta, dx)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
 @pytest.mark.parametrize("shape, size", [((3, 5, 6), 3), ((2, 4, 4), 5), ((1, 2, 9), 7), ((2, 3, 3), 1)])
-def test_within_channel(jit, shape, size):
+@pytest.mark.parametrize("beta", [0.6, 0.75])
+def test_within_channel(jit, shape, size, beta):
     rng = np.random.default_rng(1)
     x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
     scale, y = np.empty(shape), np.empty(shape)
-    pick(jit, lrn_within_channel_forward)(x, size, 1.5, 0.6, scale, y)
-    want_scale, want_y, want_dx = within_reference(x, size, 1.5, 0.6, dy)
+    pick(jit, lrn_within_channel_forward)(x, size, 1.5, beta, scale, y)
+    want_scale, want_y, want_dx = within_reference(x, size, 1.5, beta, dy)
     np.testing.assert_allclose(scale, want_scale, rtol=1e-12)
     np.testing.assert_allclose(y, want_y, rtol=1e-12)
     dx = np.empty(shape)
-    pick(jit, lrn_within_channel_backward)(x, y, scale, dy, size, 1.5, 0.6, dx)
+    pick(jit, lrn_within_channel_backward)(x, y, scale, dy, size, 1.5, beta, dx)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-12)
 
 

@@ -36,7 +36,22 @@ CASES = [
     (2, 7, 5, (4, 3), (3, 3), (2, 2), (1, 1)),
     (4, 5, 7, (3, 6), (3, 2), (2, 1), (1, 0)),
     (1, 4, 4, (1, 1), (4, 4), (1, 1), (0, 0)),
+    (2, 13, 13, (6, 6), (3, 3), (2, 2), (0, 0)),     # CaffeNet's pool5: every window inside
+    (2, 9, 12, (5, 6), (3, 3), (2, 2), (1, 1)),      # cut on the left and (ceil) on the right
 ]
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
+def test_max_pool_ties_go_to_the_first_pixel_in_row_major_order(jit):
+    """Caffe's rule, in the windows run together and in those cut by the borders alike."""
+    kernel_fn = (lambda f: f) if jit else (lambda f: f.py_func)
+    bottom = np.random.default_rng(1).integers(0, 3, (3, 11, 12)).astype(np.float64)
+    pooled, geometry = (6, 6), (3, 3, 2, 2, 1, 1)
+    expected_max, expected_argmax, _ = reference_pool(bottom, pooled, (3, 3), (2, 2), (1, 1))
+    top, argmax = np.empty((3,) + pooled), np.empty((3,) + pooled, np.int32)
+    kernel_fn(max_pool_forward)(bottom, *geometry, top, argmax)
+    np.testing.assert_array_equal(top, expected_max)
+    np.testing.assert_array_equal(argmax, expected_argmax)
 
 
 @pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])

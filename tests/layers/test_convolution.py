@@ -78,12 +78,16 @@ def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias
 
 
 @pytest.mark.parametrize("options, shape, algorithm", [
-    ("num_output: 4 kernel_size: 5", (2, 6, 8, 8), "winograd"),
-    ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 6, 8, 8), "im2row"),
+    ("num_output: 4 kernel_size: 5", (8, 6, 8, 8), "winograd"),
+    ("num_output: 4 kernel_size: 5 engine: CAFFE", (8, 6, 8, 8), "im2row"),
+    ("num_output: 4 kernel_size: 5", (2, 6, 8, 8), "im2row"),           # 2 tiles: too few
+    ("num_output: 384 kernel_size: 3 pad: 1", (2, 256, 13, 13), "im2row"),   # weights per tile
+    ("num_output: 384 kernel_size: 3 pad: 1", (8, 256, 13, 13), "winograd"),
     ("num_output: 4 kernel_size: 5 stride: 2", (2, 6, 12, 12), "im2row"),
     ("num_output: 4 kernel_size: 7", (2, 6, 12, 12), "im2row"),        # no F(4, 7) points
     ("num_output: 4 kernel_size: 5", (2, 6, 7, 7), "im2row"),           # output smaller than a tile
     ("num_output: 4 kernel_size: 5 group: 2", (2, 6, 8, 8), "im2col"),
+    ("num_output: 4 kernel_size: 5 group: 2", (8, 6, 8, 8), "winograd"),
     ("num_output: 4 kernel_size: 5", (2, 3, 8, 8), "direct"),
     ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 3, 8, 8), "im2col"),
     ("num_output: 4 kernel_size: 3 dilation: 2", (2, 3, 8, 8), "im2col"),
@@ -93,14 +97,16 @@ def test_algorithm_choice(options, shape, algorithm):
     assert layer.algorithm == algorithm
 
 
-@pytest.mark.parametrize("channels", [5, 2])   # Winograd, direct
-def test_fast_algorithms_match_im2col_in_value_and_gradient(channels):
+@pytest.mark.parametrize("channels, group", [(5, 1), (2, 1), (6, 3)], ids=["winograd", "direct", "winograd-groups"])
+def test_fast_algorithms_match_im2col_in_value_and_gradient(channels, group):
     """The same weights give the same top and diffs as with engine: CAFFE (float64)."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, channels, 10, 9))
     results = []
     for engine in ("DEFAULT", "CAFFE"):
-        layer, bottom, top = make_layer(conv_text(f"num_output: 7 kernel_size: 5 pad: 1 engine: {engine}"), [x])
+        layer, bottom, top = make_layer(conv_text(f"num_output: 9 kernel_size: 5 pad: 1 group: {group} "
+                                                  f"engine: {engine}"), [x])
+        assert layer.algorithm == {"DEFAULT": "winograd" if channels > 2 else "direct"}.get(engine, layer.algorithm)
         layer.blobs[0].data[...] = np.random.default_rng(7).standard_normal(layer.blobs[0].shape)
         layer.forward(bottom, top)
         top[0].diff[...] = np.random.default_rng(8).standard_normal(top[0].shape)
