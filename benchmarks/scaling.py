@@ -59,12 +59,19 @@ layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top:
 """
 
 
+def learning_rate(size):
+    """workloads.BASE_LR scaled by (28 / size)²: ip1's fan-in grows with the image area, and at
+    the base rate large images diverge within a few iterations (which the solver's divergence
+    guard stops)."""
+    return workloads.BASE_LR * (28 / size) ** 2
+
+
 def make_solver(batch, size):
     from google.protobuf import text_format
 
     from layerforge.proto import layerforge_pb2 as pb
     from layerforge.solvers import get_solver
-    param = pb.SolverParameter(base_lr=workloads.BASE_LR, momentum=workloads.MOMENTUM, lr_policy="fixed",
+    param = pb.SolverParameter(base_lr=learning_rate(size), momentum=workloads.MOMENTUM, lr_policy="fixed",
                                max_iter=10 ** 9, display=0, snapshot=0, snapshot_after_train=False,
                                random_seed=1)
     text_format.Parse(NET.format(b=batch, s=size), param.net_param)
@@ -86,7 +93,7 @@ def child_step(batch, size, framework, iterations):
         from torch_net import TorchNet, to_torch
         tnet = TorchNet(solver.net)
         feeds = {k: to_torch(v.astype(np.float32)) for k, v in inputs.items()}
-        optimizer = tnet.optimizer(workloads.BASE_LR, workloads.MOMENTUM)
+        optimizer = tnet.optimizer(learning_rate(size), workloads.MOMENTUM)
 
         def step():
             optimizer.zero_grad(set_to_none=False)
