@@ -62,6 +62,15 @@ class Layer:
         not for a frozen parameter, lr_mult 0). True unless the net said otherwise."""
         return index >= len(self.param_propagate_down) or self.param_propagate_down[index]
 
+    def buffer(self, name, shape, dtype):
+        """The work array attribute `name`, kept between calls and reallocated only when its
+        shape or dtype changes (a forward's saved values, a kernel's scratch space)."""
+        array = getattr(self, name, None)
+        if array is None or array.shape != tuple(shape) or array.dtype != dtype:
+            array = np.empty(shape, dtype)
+            setattr(self, name, array)
+        return array
+
     def error(self, message):
         return LayerError(f"layer '{self.name}' ({self.type_name}): {message}")
 

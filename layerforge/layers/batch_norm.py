@@ -41,7 +41,6 @@ class BatchNormLayer(Layer):
         self.blobs = [Blob((self.channels,), dtype, learnable=False),
                       Blob((self.channels,), dtype, learnable=False),
                       Blob((1,), dtype, learnable=False)]
-        self.x_norm = None  # the normalized values for backward: later in-place layers may overwrite the top
 
     def reshape(self, bottom, top):
         channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
@@ -51,9 +50,8 @@ class BatchNormLayer(Layer):
         top[0].reshape_like(bottom[0])
         num = bottom[0].shape[0]
         self.view = (num, self.channels, bottom[0].count // max(num * self.channels, 1))
-        if not self.use_global_stats and (self.x_norm is None or self.x_norm.shape != self.view
-                                          or self.x_norm.dtype != bottom[0].dtype):
-            self.x_norm = np.empty(self.view, bottom[0].dtype)
+        if not self.use_global_stats:   # the normalized values for backward: later in-place layers may overwrite the top
+            self.buffer("x_norm", self.view, bottom[0].dtype)
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.view)

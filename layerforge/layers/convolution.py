@@ -140,14 +140,6 @@ class ConvolutionBase(Layer):
     def _geometry(self):
         return self.kernel + self.stride + self.pad + self.dilation
 
-    def _buffer(self, name, shape, dtype):
-        """A work array kept between calls; reallocated only when its shape or dtype changes."""
-        array = getattr(self, name, None)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = np.empty(shape, dtype)
-            setattr(self, name, array)
-        return array
-
     def _image_view(self, array):
         """`array` as (N, C, H, W), folding all axes before the channel axis into N."""
         return array.reshape((-1,) + array.shape[self.axis:])
@@ -180,18 +172,18 @@ class ConvolutionBase(Layer):
             image_size = in_size if self._image_is_bottom() else out_size
             self.image_shape = np.array(image_size, np.int64)
         dtype = bottom[0].dtype
-        self.zero_bias = self._buffer("zero_bias", (self.conv_out,), dtype)
+        self.zero_bias = self.buffer("zero_bias", (self.conv_out,), dtype)
         self.zero_bias[...] = 0
         if self.algorithm not in ("im2col", "im2row", "im2col_nd"):
             return
         col_shape = (self.conv_in * math.prod(self.kernel), self.num * self.col_plane)
         col_shape = col_shape[::-1] if self.algorithm == "im2row" else col_shape
-        self.col = self._buffer("col", col_shape, dtype)
-        self.col_diff = self._buffer("col_diff", col_shape, dtype)
-        self.rows = self._buffer("rows", (self.conv_out, self.num * self.col_plane), dtype)
+        self.col = self.buffer("col", col_shape, dtype)
+        self.col_diff = self.buffer("col_diff", col_shape, dtype)
+        self.rows = self.buffer("rows", (self.conv_out, self.num * self.col_plane), dtype)
         kernel_size = self.conv_in * math.prod(self.kernel)
         weight_grad = (self.conv_out // self.group, kernel_size // self.group)   # one group's
-        self.weight_grad = self._buffer("weight_grad", weight_grad, dtype)
+        self.weight_grad = self.buffer("weight_grad", weight_grad, dtype)
 
     def _output_size(self, in_size):
         """The top's spatial size for a bottom of spatial size `in_size` (a tuple)."""
@@ -299,21 +291,21 @@ class ConvolutionLayer(ConvolutionBase):
             n = m + r - 1
             self.tiles_h, self.tiles_w = -(-out_h // m), -(-out_w // m)
             spatial = self.tiles_h * self.tiles_w
-            self.input_tiles = self._buffer("input_tiles", (n * n, spatial * num, channels), dtype)
-            self.input_tiles_diff = self._buffer("input_tiles_diff", self.input_tiles.shape, dtype)
-            self.products = self._buffer("products", (n * n, spatial * num, self.num_output), dtype)
-            self.weight_tiles = self._buffer("weight_tiles", (n * n, channels // self.group, self.num_output), dtype)
-            self.weight_tiles_diff = self._buffer("weight_tiles_diff", self.weight_tiles.shape, dtype)
-            self.tile_sums = self._buffer("tile_sums", (spatial, num * self.num_output), dtype)
+            self.input_tiles = self.buffer("input_tiles", (n * n, spatial * num, channels), dtype)
+            self.input_tiles_diff = self.buffer("input_tiles_diff", self.input_tiles.shape, dtype)
+            self.products = self.buffer("products", (n * n, spatial * num, self.num_output), dtype)
+            self.weight_tiles = self.buffer("weight_tiles", (n * n, channels // self.group, self.num_output), dtype)
+            self.weight_tiles_diff = self.buffer("weight_tiles_diff", self.weight_tiles.shape, dtype)
+            self.tile_sums = self.buffer("tile_sums", (spatial, num * self.num_output), dtype)
         elif self.algorithm == "direct":
             padded = (num, channels, height + 2 * self.pad[0], width + 2 * self.pad[1])
-            self.images_padded = self._buffer("images_padded", padded, dtype) if any(self.pad) else None
+            self.images_padded = self.buffer("images_padded", padded, dtype) if any(self.pad) else None
             chunks = min(_DIRECT_CHUNKS, num)
-            self.weight_partial = self._buffer("weight_partial", (chunks,) + self.blobs[0].shape, dtype)
-            self.bias_partial = self._buffer("bias_partial", (chunks, self.num_output), dtype)
+            self.weight_partial = self.buffer("weight_partial", (chunks,) + self.blobs[0].shape, dtype)
+            self.bias_partial = self.buffer("bias_partial", (chunks, self.num_output), dtype)
         elif self.algorithm == "im2row":
-            self.images_last = self._buffer("images_last", (num, height, width, channels), dtype)
-            self.weight_last = self._buffer("weight_last", (self.num_output,) + self.kernel + (channels,), dtype)
+            self.images_last = self.buffer("images_last", (num, height, width, channels), dtype)
+            self.weight_last = self.buffer("weight_last", (self.num_output,) + self.kernel + (channels,), dtype)
 
     def _padded(self, images):
         """`images` zero-padded by pad_h, pad_w (a view of them without padding)."""
@@ -339,7 +331,7 @@ class ConvolutionLayer(ConvolutionBase):
             if self.images_padded is None:
                 direct_conv_data_grad(top_diff, self.blobs[0].data, bottom_diff)
                 return
-            images_diff = self._buffer("images_padded_diff", self.images_padded.shape, self.images_padded.dtype)
+            images_diff = self.buffer("images_padded_diff", self.images_padded.shape, self.images_padded.dtype)
             direct_conv_data_grad(top_diff, self.blobs[0].data, images_diff)
             pad_h, pad_w = self.pad
             bottom_diff[...] = images_diff[:, :, pad_h:pad_h + bottom_diff.shape[2], pad_w:pad_w + bottom_diff.shape[3]]

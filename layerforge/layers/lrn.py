@@ -1,5 +1,4 @@
 """LRN: local response normalization (AlexNet), Caffe's ACROSS_CHANNELS and WITHIN_CHANNEL."""
-import numpy as np
 
 from layerforge.kernels import lrn as kernels
 from layerforge.layer import Layer
@@ -27,14 +26,12 @@ class LRNLayer(Layer):
             raise self.error(f"lrn_param.local_size must be odd, got {param.local_size}")
         self.size, self.alpha, self.beta, self.k = param.local_size, param.alpha, param.beta, param.k
         self.across = param.norm_region == pb.LRNParameter.ACROSS_CHANNELS
-        self.scale = None   # scale per element, kept from forward for backward and reused while the shape holds
 
     def reshape(self, bottom, top):
         if bottom[0].num_axes != 4:
             raise self.error(f"needs a 4-D bottom (N, C, H, W), got shape {bottom[0].shape}")
         top[0].reshape_like(bottom[0])
-        if self.scale is None or self.scale.shape != bottom[0].shape or self.scale.dtype != bottom[0].dtype:
-            self.scale = np.empty(bottom[0].shape, bottom[0].dtype)
+        self.buffer("scale", bottom[0].shape, bottom[0].dtype)   # per element, kept from forward for backward
         n, c, h, w = bottom[0].shape
         self.view = (n, c, h * w) if self.across else (n * c, h, w)
 

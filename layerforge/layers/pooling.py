@@ -97,8 +97,7 @@ class PoolingLayer(Layer):
         self.tiles_2x2 = (self.kernel == (2, 2) and self.stride == (2, 2) and self.pad == (0, 0)
                           and (height, width) == (2 * pooled[0], 2 * pooled[1]))
         if self.param.pooling_param.pool == _POOL.MAX:
-            if getattr(self, "argmax", None) is None or self.argmax.shape != (num * channels,) + pooled:
-                self.argmax = np.empty((num * channels,) + pooled, np.int32)
+            self.buffer("argmax", (num * channels,) + pooled, np.int32)
 
     def _planes(self, array):
         return array.reshape((-1,) + array.shape[2:])

@@ -25,7 +25,6 @@ class ScaleLayer(Broadcast):
             num_axes = bottom[1].num_axes if len(bottom) > 1 else param.num_axes
             self.blobs.append(self._param_blob(
                 bottom, num_axes, param.bias_filler if param.HasField("bias_filler") else None, 0.0))
-        self._kept = None
 
     def forward(self, bottom, top):
         x = self._view(bottom[0].data)
@@ -36,10 +35,8 @@ class ScaleLayer(Broadcast):
             self._input = x
             channel_affine(x, scale, shift, y)
             return
-        if self._kept is None or self._kept.shape != x.shape or self._kept.dtype != x.dtype:
-            self._kept = np.empty_like(x)
-        self._input = self._kept
-        channel_affine_keeping_input(x, scale, shift, y, self._kept)
+        self._input = self.buffer("_kept", x.shape, x.dtype)
+        channel_affine_keeping_input(x, scale, shift, y, self._input)
 
     def backward(self, top, propagate_down, bottom):
         dy = self._view(top[0].diff)
