@@ -251,7 +251,7 @@ class Net:
         if twin is not None:
             twin.forward()
             return
-        entry.layer.reshape(entry.bottom, entry.top)
+        entry.layer.reshape_if_changed(entry.bottom, entry.top)
         entry.layer.forward(entry.bottom, entry.top)
 
     def backward_layer(self, index):

@@ -77,8 +77,8 @@ def python_layer_class(python_param, layer_name="?"):
 
 def create_layer(param, phase=0, rng=None):
     """Instantiate the layer a LayerParameter describes (built-in, plug-in or Python)."""
-    if param.type == "Python":
-        cls = python_layer_class(param.python_param, param.name)
-    else:
-        cls = layer_class(param.type, param.name)
-    return cls(param, phase, rng)
+    if param.type != "Python":
+        return layer_class(param.type, param.name)(param, phase, rng)
+    layer = python_layer_class(param.python_param, param.name)(param, phase, rng)
+    layer.reshape_every_forward = True   # pycaffe's contract: reshape before every forward
+    return layer

@@ -43,7 +43,7 @@ class Twin:
             self.bottom.reshape((2 * a.shape[0],) + a.shape[1:])
             self._link(self.bottom, a, b)
             a.data[...], b.data[...] = data_a, data_b
-        self.layer.reshape([self.bottom], [self.top])
+        self.layer.reshape_if_changed([self.bottom], [self.top])
         self.layer.forward([self.bottom], [self.top])
         if not (self._is_half(self.top, self.top_a) and self._is_half(self.top, self.top_b)):
             self._link(self.top, self.top_a, self.top_b)

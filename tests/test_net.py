@@ -280,6 +280,46 @@ def test_python_layer(tmp_path, monkeypatch):
     sys.modules.pop("my_layers", None)
 
 
+def test_reshape_runs_again_only_when_a_blob_changes_except_for_python_layers(tmp_path, monkeypatch):
+    (tmp_path / "counting_layers.py").write_text(textwrap.dedent('''
+        from layerforge import Layer
+
+        class Counted(Layer):
+            reshapes = 0
+            def reshape(self, bottom, top):
+                self.reshapes += 1
+                top[0].reshape_like(bottom[0])
+            def forward(self, bottom, top):
+                top[0].data[...] = bottom[0].data
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = make_net(INPUTS + 'layer { name: "p" type: "Python" bottom: "x" top: "p" '
+                   'python_param { module: "counting_layers" layer: "Counted" } }' + ip("fc", "x", "y", 2))
+    fc, python = net.layers["fc"], net.layers["p"]
+    calls = []
+    monkeypatch.setattr(fc, "reshape", lambda bottom, top: (calls.append(bottom[0].shape),
+                                                            type(fc).reshape(fc, bottom, top)))
+    inputs = feed()
+    for _ in range(3):
+        net.forward(**inputs)
+    assert calls == [(3, 4)], "a built-in layer is reshaped once while its blobs keep their arrays"
+    assert python.reshapes == 1 + 3, "a Python layer is reshaped at set-up and before every forward"
+    inputs["x"] = np.ones((5, 4))
+    out = net.forward(**inputs)
+    assert calls == [(3, 4), (5, 4)] and out["y"].shape == (5, 2)
+    sys.modules.pop("counting_layers", None)
+
+
+def test_filter_follows_its_selector_on_every_forward():
+    net = make_net('''
+        layer { name: "in" type: "Input" top: "x" top: "s" input_param { shape { dim: 4 dim: 2 } shape { dim: 4 } } }
+        layer { name: "f" type: "Filter" bottom: "x" bottom: "s" top: "y" }
+    ''', phase=pb.TEST)
+    x = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(net.forward(x=x, s=np.array([1, 0, 1, 0]))["y"], x[[0, 2]])
+    np.testing.assert_array_equal(net.forward(x=x, s=np.array([0, 1, 1, 1]))["y"], x[[1, 2, 3]])
+
+
 def test_python_layer_bad_module():
     with pytest.raises(UnknownLayerError, match=r"layer 'd': cannot import python_param.module 'no_such_mod'"):
         make_net(INPUTS + 'layer { name: "d" type: "Python" bottom: "x" top: "d" '

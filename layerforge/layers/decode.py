@@ -18,6 +18,7 @@ class ClassCentroids(Layer):
     """
 
     has_backward = False
+    reshape_every_forward = True   # the classes grow with the labels seen
     iteration_index = None   # index of the one blob that is not per class, if any
 
     def _setup_state(self, bottom, blob_shapes):

@@ -16,6 +16,7 @@ class FilterLayer(Layer):
     """
 
     min_bottom = 2
+    reshape_every_forward = True   # the tops' length is the selector's count of non-zeros
 
     def setup(self, bottom, top):
         if len(top) != len(bottom) - 1:
