@@ -23,6 +23,8 @@ import numpy as np
 from numba import njit, prange, types
 from threadpoolctl import threadpool_info
 
+from layerforge.kernels.threads import numba_thread_count
+
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _MIN_FLOPS = 4e6   # smaller products run on the calling thread alone
 
@@ -150,7 +152,7 @@ def _blas_ready(*arrays):
     ready = _numba_blas if _numba_blas is not None else numba_blas()
     return ready and dtype in (np.float32, np.float64) and all(x.size for x in arrays) and all(
         x.dtype == dtype and x.ndim >= 2 and (x.strides[-1] == x.itemsize or x.strides[-2] == x.itemsize)
-        and x.ctypes.data % x.itemsize == 0 for x in arrays)
+        and x.flags.aligned for x in arrays)
 
 
 def _row_major(a, b, out):
@@ -167,7 +169,7 @@ def _check(name, a, b, out):
 
 def _product(a, b, out, beta):
     flops = 2.0 * out.size * a.shape[1]
-    chunks = min(numba.get_num_threads(), max(out.shape))
+    chunks = min(numba_thread_count(), max(out.shape))
     if min(out.shape) == 1:   # a matrix-vector product: out row = b^T a row, or out column = a b column
         matrix, vector, result = (b.T, a[0], out[0]) if out.shape[0] == 1 else (a, b[:, 0], out[:, 0])
         if flops < _MIN_FLOPS or chunks < 2:

@@ -42,3 +42,12 @@ def test_wrapped_kernel_keeps_its_python_function():
     python = getattr(_thread_count_kernel, "py_func", _thread_count_kernel)   # plain under NUMBA_DISABLE_JIT
     assert _thread_count.py_func is python
     assert _thread_count.kernel is _thread_count_kernel and _thread_count.__name__ == "_thread_count_kernel"
+
+
+def test_public_thread_count_functions_when_numba_hides_its_own(monkeypatch):
+    monkeypatch.setattr(threads, "_thread_count", None)
+    monkeypatch.setattr(threads, "_native_thread_count", lambda: None)
+    assert threads._thread_count_functions() == (numba.get_num_threads, numba.set_num_threads)
+    out = np.zeros(4, np.int64)
+    _thread_count(10, out)
+    assert set(out) == {1}
