@@ -9,10 +9,12 @@ for the weight gradient. Convolution picks a faster algorithm where one applies
 (`Convolution.algorithm`):
 - "direct" (kernels/direct_conv.py): stride 1, one group, fewer than 4 input channels,
   where im2col's GEMM is long and thin (LeNet's conv1: ~3x faster);
-- "winograd" (kernels/winograd.py): stride 1, from 4 channels (any group), square 3x3 to 5x5
-  kernels: F(4x4, r x r), for 5x5 kernels 6x fewer multiplications, at the cost of about one
-  decimal digit in float32 (relative error ~1e-5 instead of ~1e-6); only with enough output
-  tiles in the batch to amortise its weight transform (not for one image of CaffeNet's conv3);
+- "winograd" (kernels/winograd.py): stride 1, from 4 channels (any group), square 3x3 to 7x7
+  kernels: F(4x4, r x r) up to 5x5 (for 5x5 kernels 6x fewer multiplications), F(3x3, 6x6)
+  and F(2x2, 7x7) (3x fewer), at the cost of about one decimal digit in float32 (relative
+  error ~1e-5 instead of ~1e-6; larger tiles for 6x6 and 7x7 would cost 1.5 digits more);
+  only with enough output tiles in the batch to amortise its weight transform (not for one
+  image of CaffeNet's conv3);
 - "im2row": from 4 channels with one group, the channels-last im2col, whose copies are
   runs of C values (~4x faster than im2col on 12x12 images);
 - "im2col" otherwise.
@@ -38,8 +40,9 @@ from layerforge.registry import register_layer
 
 _CHANNELS_LAST_MIN = 4  # input channels from which Convolution uses im2row or Winograd, not direct
 _DIRECT_CHUNKS = 8      # image chunks of the direct weight gradient (one partial sum each)
-_WINOGRAD_TILE = 4      # output tile side m of F(m x m, r x r)
-_WINOGRAD_KERNELS = (3, 4, 5)  # kernel sides r it is used for (n = m + r - 1 <= 8 points)
+# Output tile side m of F(m x m, r x r) for each kernel side r it is used for: n = m + r - 1
+# is at most 8 (the interpolation points kernels/winograd.py defines).
+_WINOGRAD_TILE = {3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
 # Fewer tiles per pass, or more transformed weights per tile, and im2row is faster: MNIST's
 # conv2 (8x8 outputs, 4 tiles an image) breaks even at 2 images; CaffeNet's conv3 (13x13, 16
 # tiles an image, 3.5M transformed weights) at 1 and 2 images is 1.3-1.6x faster on im2row,
@@ -245,9 +248,10 @@ class ConvolutionLayer(ConvolutionBase):
     def setup(self, bottom, top):
         super().setup(bottom, top)
         self.winograd_kernel = (not self.nd and self.kernel[0] == self.kernel[1]
-                                and self.kernel[0] in _WINOGRAD_KERNELS)
+                                and self.kernel[0] in _WINOGRAD_TILE)
         if self.winograd_kernel:
-            at, g, bt = transform_matrices(_WINOGRAD_TILE, self.kernel[0])
+            self.winograd_tile = _WINOGRAD_TILE[self.kernel[0]]
+            at, g, bt = transform_matrices(self.winograd_tile, self.kernel[0])
             dtype = bottom[0].dtype
             self.winograd_at, self.winograd_bt = at.astype(dtype), bt.astype(dtype)
             self.winograd_gg = np.kron(g, g).astype(dtype)   # (n*n, r*r): w -> G w G^T, flattened
@@ -271,10 +275,11 @@ class ConvolutionLayer(ConvolutionBase):
         mostly filled, and its weight transform (n*n*C/group*M values, redone every pass) amortised
         over enough tiles (see _WINOGRAD_MIN_TILES, _WINOGRAD_WEIGHTS_PER_TILE)."""
         out_size = self._output_size(shape[-2:])
-        if min(out_size) < _WINOGRAD_TILE:
+        m = self.winograd_tile
+        if min(out_size) < m:
             return False
-        tiles = math.prod(shape[:self.axis]) * math.prod(-(-size // _WINOGRAD_TILE) for size in out_size)
-        points = (_WINOGRAD_TILE + self.kernel[0] - 1) ** 2
+        tiles = math.prod(shape[:self.axis]) * math.prod(-(-size // m) for size in out_size)
+        points = (m + self.kernel[0] - 1) ** 2
         weights = points * self.channels // self.group * self.num_output
         return tiles >= _WINOGRAD_MIN_TILES and weights <= _WINOGRAD_WEIGHTS_PER_TILE * tiles
 
@@ -287,7 +292,7 @@ class ConvolutionLayer(ConvolutionBase):
         dtype = bottom[0].dtype
         num, channels, height, width = self._image_view(bottom[0].data).shape
         if self.algorithm == "winograd":
-            m, r = _WINOGRAD_TILE, self.kernel[0]
+            m, r = self.winograd_tile, self.kernel[0]
             n = m + r - 1
             self.tiles_h, self.tiles_w = -(-out_h // m), -(-out_w // m)
             spatial = self.tiles_h * self.tiles_w
@@ -359,7 +364,7 @@ class ConvolutionLayer(ConvolutionBase):
                      self._planes(top.data))
 
     def _winograd_backward(self, top, propagate_down, bottom):
-        m, pad_h, pad_w = _WINOGRAD_TILE, self.pad[0], self.pad[1]
+        m, pad_h, pad_w = self.winograd_tile, self.pad[0], self.pad[1]
         products_diff = self.products   # the forward products are not needed again
         output_grad_tiles(self._planes(top.diff), self.winograd_at, self.tiles_w, self._tiled(products_diff),
                           self.tile_sums)
@@ -386,7 +391,7 @@ class ConvolutionLayer(ConvolutionBase):
         """What forward derives from one bottom and backward reuses: its padded copy (direct),
         input tiles (Winograd) or column matrix (im2row, im2col, im2col_nd)."""
         if self.algorithm == "winograd":
-            input_tiles(self._planes(bottom.data), self.pad[0], self.pad[1], self.winograd_bt, _WINOGRAD_TILE,
+            input_tiles(self._planes(bottom.data), self.pad[0], self.pad[1], self.winograd_bt, self.winograd_tile,
                         self.tiles_w, self._tiled(self.input_tiles))
         elif self.algorithm == "direct":
             self._padded(self._image_view(bottom.data))

@@ -13,7 +13,8 @@ JIT = pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
 # m, r, height, width, pad, planes: partial last tiles, padding, plane counts below, at and
 # above the task chunk of _CHUNK planes
 GEOMETRIES = [(4, 5, 12, 12, 0, _CHUNK + 22), (4, 3, 9, 5, 1, 5), (2, 3, 5, 6, 0, _CHUNK), (4, 4, 10, 13, 2, 70),
-              (4, 3, 5, 4, 7, 3)]   # padding wider than a tile: whole tiles of zeros
+              (4, 3, 5, 4, 7, 3),   # padding wider than a tile: whole tiles of zeros
+              (2, 7, 11, 9, 1, 40), (3, 6, 10, 12, 0, 9)]
 
 
 def kernel(function, jit):
@@ -26,7 +27,7 @@ def tiling(m, r, height, width, pad):
     return out_h, out_w, -(-out_h // m), -(-out_w // m)
 
 
-@pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (4, 4), (4, 5), (6, 3), (3, 2)])
+@pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (4, 4), (4, 5), (6, 3), (3, 2), (3, 6), (2, 7)])
 def test_transform_matrices_give_the_correlation(m, r):
     at, g, bt = transform_matrices(m, r)
     n = m + r - 1

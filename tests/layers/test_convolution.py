@@ -46,7 +46,7 @@ CASES = [
     ((1, 3, 7, 8), "num_output: 2 kernel_size: 3 kernel_size: 1 stride: 1 stride: 2 pad: 0 pad: 1 "
                    "dilation: 2 dilation: 1", (1, 2), (0, 1), (2, 1), 1),
     ((2, 4, 5, 5), "num_output: 4 kernel_size: 1 group: 4", (1, 1), (0, 0), (1, 1), 4),
-    # from 4 channels, with group 1: im2row, or Winograd (stride 1, square 3x3 to 5x5 kernel)
+    # from 4 channels, with group 1: im2row, or Winograd (stride 1, square 3x3 to 7x7 kernel)
     ((2, 6, 8, 8), "num_output: 4 kernel_size: 5", (1, 1), (0, 0), (1, 1), 1),
     ((2, 5, 7, 6), "num_output: 3 kernel_size: 3 pad: 1", (1, 1), (1, 1), (1, 1), 1),
     ((1, 4, 9, 8), "num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 2 dilation: 2",
@@ -54,6 +54,8 @@ CASES = [
     ((3, 4, 9, 10), "num_output: 5 kernel_size: 4 pad: 1", (1, 1), (1, 1), (1, 1), 1),
     ((2, 4, 13, 11), "num_output: 3 kernel_size: 5 pad: 2", (1, 1), (2, 2), (1, 1), 1),   # partial tiles
     ((1, 4, 3, 4), "num_output: 2 kernel_size: 3 pad: 7", (1, 1), (7, 7), (1, 1), 1),     # tiles in the padding
+    ((2, 5, 12, 11), "num_output: 3 kernel_size: 7 pad: 1", (1, 1), (1, 1), (1, 1), 1),  # F(2, 7)
+    ((2, 4, 10, 10), "num_output: 3 kernel_size: 6 pad: 2", (1, 1), (2, 2), (1, 1), 1),   # F(3, 6)
     # fewer channels, stride 1: direct, with 5-tap, 3-tap and other kernel rows
     ((2, 1, 9, 8), "num_output: 3 kernel_size: 5 pad: 1", (1, 1), (1, 1), (1, 1), 1),
     ((3, 2, 7, 9), "num_output: 2 kernel_h: 4 kernel_w: 3", (1, 1), (0, 0), (1, 1), 1),
@@ -84,7 +86,9 @@ def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias
     ("num_output: 384 kernel_size: 3 pad: 1", (2, 256, 13, 13), "im2row"),   # weights per tile
     ("num_output: 384 kernel_size: 3 pad: 1", (8, 256, 13, 13), "winograd"),
     ("num_output: 4 kernel_size: 5 stride: 2", (2, 6, 12, 12), "im2row"),
-    ("num_output: 4 kernel_size: 7", (2, 6, 12, 12), "im2row"),        # no F(4, 7) points
+    ("num_output: 4 kernel_size: 7", (2, 6, 12, 12), "winograd"),      # F(2, 7): 9 tiles an image
+    ("num_output: 4 kernel_size: 6", (2, 6, 12, 12), "winograd"),      # F(3, 6)
+    ("num_output: 4 kernel_size: 9", (2, 6, 12, 12), "im2row"),        # no F(m, 9) points
     ("num_output: 4 kernel_size: 5", (2, 6, 7, 7), "im2row"),           # output smaller than a tile
     ("num_output: 4 kernel_size: 5 group: 2", (2, 6, 8, 8), "im2col"),
     ("num_output: 4 kernel_size: 5 group: 2", (8, 6, 8, 8), "winograd"),
@@ -97,14 +101,15 @@ def test_algorithm_choice(options, shape, algorithm):
     assert layer.algorithm == algorithm
 
 
-@pytest.mark.parametrize("channels, group", [(5, 1), (2, 1), (6, 3)], ids=["winograd", "direct", "winograd-groups"])
-def test_fast_algorithms_match_im2col_in_value_and_gradient(channels, group):
+@pytest.mark.parametrize("channels, group, kernel", [(5, 1, 5), (2, 1, 5), (6, 3, 5), (5, 1, 6), (5, 1, 7)],
+                         ids=["winograd", "direct", "winograd-groups", "winograd-6x6", "winograd-7x7"])
+def test_fast_algorithms_match_im2col_in_value_and_gradient(channels, group, kernel):
     """The same weights give the same top and diffs as with engine: CAFFE (float64)."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, channels, 10, 9))
     results = []
     for engine in ("DEFAULT", "CAFFE"):
-        layer, bottom, top = make_layer(conv_text(f"num_output: 9 kernel_size: 5 pad: 1 group: {group} "
+        layer, bottom, top = make_layer(conv_text(f"num_output: 9 kernel_size: {kernel} pad: 1 group: {group} "
                                                   f"engine: {engine}"), [x])
         assert layer.algorithm == {"DEFAULT": "winograd" if channels > 2 else "direct"}.get(engine, layer.algorithm)
         layer.blobs[0].data[...] = np.random.default_rng(7).standard_normal(layer.blobs[0].shape)
