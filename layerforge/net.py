@@ -359,7 +359,7 @@ class Net:
             for blob in entry.layer.blobs:
                 proto = io.array_to_blobproto(blob.data, layer.blobs.add())
                 if include_diff:
-                    proto.diff.extend(blob.diff.astype(np.float32).ravel())
+                    proto.diff.extend(blob.diff.astype(np.float32).ravel().tolist())
         return out
 
     def save(self, path):
