@@ -169,7 +169,7 @@ class Solver:
                 self._test_all()
                 if self._stop_reason is not None:
                     break
-            self.guard.keep(self.iter, lambda: checkpoint.serialize(self))
+            self.guard.keep(self.iter, lambda: checkpoint.capture(self))
             self._emit({"event": "iteration_start", "iter": self.iter})
             try:
                 loss = self._forward_backward()
@@ -288,11 +288,9 @@ class Solver:
 
     def _diverge(self, message, layer):
         """Snapshot the last truly good state and raise TrainingDiverged."""
-        if self.guard.healthy:        # good until this iteration, whose update is not applied
-            good, paths = self.iter, self.snapshot()
-        else:
-            good, files = self.guard.kept
-            paths = checkpoint.write(files)
+        if not self.guard.healthy:    # else good until this iteration, whose update is not applied
+            checkpoint.put_back(self, self.guard.kept[1])
+        good, paths = self.iter, self.snapshot()
         self._emit({"event": "stop", "iter": self.iter, "reason": "diverged"})
         raise TrainingDiverged(f"{message}. The last good state (iteration {good}) is saved in "
                                f"{paths[0]} and {paths[1]}; resume from it with a lower base_lr "

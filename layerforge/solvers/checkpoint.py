@@ -74,10 +74,48 @@ def serialize(solver):
     for history in solver.history:
         io.array_to_blobproto(history, state.history.add())
     state.rng_state = json.dumps(_layer_states(solver.nets), default=_json_default).encode()
-    monitor = {"lr_scale": solver.lr_scale, **solver.loss_average.state(),
-               "plateau": solver.plateau.state(), "early_stopping": solver.early_stopping.state()}
-    state.monitor_state = json.dumps(monitor, default=_json_default).encode()
+    state.monitor_state = json.dumps(_monitor_state(solver), default=_json_default).encode()
     return {model_path: model, state_path: state.SerializeToString()}
+
+
+def _monitor_state(solver):
+    return {"lr_scale": solver.lr_scale, **solver.loss_average.state(),
+            "plateau": solver.plateau.state(), "early_stopping": solver.early_stopping.state()}
+
+
+def _set_monitor_state(solver, monitor):
+    solver.lr_scale = monitor["lr_scale"]
+    solver.loss_average.load(monitor)
+    solver.plateau.load(monitor["plateau"])
+    solver.early_stopping.load(monitor["early_stopping"])
+
+
+def capture(solver):
+    """Copies of everything a snapshot saves, kept in memory; `put_back` restores them. For the
+    divergence guard's copy every 100 iterations: copying arrays costs a memcpy, where
+    serializing them to protobuf took 0.06 s for the MNIST Siamese net (seconds for CaffeNet)."""
+    blobs = {id(blob): blob for layer in solver.net.layers.values() for blob in layer.blobs}
+    diff = solver.param.snapshot_diff
+    return {"iter": solver.iter,
+            "blobs": [(blob, blob.data.copy(), blob.diff.copy() if diff else None) for blob in blobs.values()],
+            "history": [array.copy() for array in solver.history],
+            "layers": layer_states(solver.nets),
+            "monitor": json.loads(json.dumps(_monitor_state(solver), default=_json_default))}
+
+
+def put_back(solver, state):
+    """Return the solver to a state `capture` took."""
+    for blob, data, diff in state["blobs"]:
+        if blob.shape != data.shape:      # state that grew since (Decode's classes)
+            blob.reshape(data.shape)
+        blob.data[...] = data
+        if diff is not None:
+            blob.diff[...] = diff
+    for target, array in zip(solver.history, state["history"]):
+        target[...] = array
+    solver.iter = state["iter"]
+    set_layer_states(solver.nets, state["layers"])
+    _set_monitor_state(solver, state["monitor"])
 
 
 def write(files):
@@ -141,11 +179,7 @@ def restore(solver, path):
     if state.rng_state:
         set_layer_states(solver.nets, json.loads(state.rng_state))
     if state.monitor_state:
-        monitor = json.loads(state.monitor_state)
-        solver.lr_scale = monitor["lr_scale"]
-        solver.loss_average.load(monitor)
-        solver.plateau.load(monitor["plateau"])
-        solver.early_stopping.load(monitor["early_stopping"])
+        _set_monitor_state(solver, json.loads(state.monitor_state))
     return learned
 
 

@@ -20,7 +20,7 @@ class DivergenceGuard:
     def __init__(self):
         self.strikes = 0
         self.streak_loss = math.inf   # the loss when the current streak of large updates began
-        self.kept = None     # (iteration, serialized snapshot) of the last healthy state
+        self.kept = None     # (iteration, captured state) of the last healthy one
 
     @property
     def healthy(self):
@@ -41,9 +41,9 @@ class DivergenceGuard:
         self.strikes += 1
         return self.strikes >= PATIENCE and not loss < self.streak_loss
 
-    def keep(self, iteration, serialize):
-        """Keep `serialize()` (a snapshot in memory) at the start of training and every
+    def keep(self, iteration, capture):
+        """Keep `capture()` (the solver's state, in memory) at the start of training and every
         KEEP_EVERY iterations, while the run is healthy."""
         due = self.kept is None or (iteration % KEEP_EVERY == 0 and iteration != self.kept[0])
         if due and self.healthy:
-            self.kept = (iteration, serialize())
+            self.kept = (iteration, capture())

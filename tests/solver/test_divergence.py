@@ -57,3 +57,16 @@ def test_guard_counts_strikes_in_a_row_and_keeps_only_healthy_states():
     assert [guard.observe(1.0, 1.0, loss) for loss in losses] == [False] * (PATIENCE - 1) + [True]
     guard = DivergenceGuard()
     assert guard.observe(float("inf"), 1.0, 1.0) and not guard.healthy
+
+
+def test_a_captured_state_put_back_saves_the_same_snapshot(tmp_path):
+    from layerforge.solvers import checkpoint
+
+    solver = lenet_solver(tmp_path, 0.01, 100)
+    solver.step(3)
+    before = checkpoint.serialize(solver)
+    state = checkpoint.capture(solver)
+    solver.step(4)                                   # weights, history, readers, rngs and losses move on
+    assert checkpoint.serialize(solver) != before
+    checkpoint.put_back(solver, state)
+    assert checkpoint.serialize(solver) == before    # both files, byte for byte
