@@ -176,8 +176,8 @@ def _decode(datum, source, key):
 
 def _read_datums(source, count, items, keys=None):
     """(images, labels) of `count` (key, serialized Datum) items, all of the first one's size and
-    kind; labels must be class indices (>= 0) and float pixels finite. `keys`, a list, gets
-    every record's key."""
+    kind; float pixels must be finite. Labels are any int32, as in Caffe: a layer that reads
+    them checks them (a loss's ignore_label may be -1). `keys`, a list, gets every record's key."""
     if count == 0:
         raise DatasetError(f"{source}: the database holds no records")
     datum = pb.Datum()
@@ -198,9 +198,6 @@ def _read_datums(source, count, items, keys=None):
                 f"{source}: record {key} is a {'x'.join(map(str, image.shape))} {image.dtype} image "
                 f"but record {first_key} is {'x'.join(map(str, images.shape[1:]))} {images.dtype}; "
                 f"all records must have one size (for images of several sizes, rebuild with --resize HxW)")
-        if datum.label < 0:
-            raise DatasetError(f"{source}: record {key}: label {datum.label} is negative; labels are class "
-                               f"indices 0, 1, 2, ...")
         if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
             raise DatasetError(f"{source}: record {key}: {int(np.sum(~np.isfinite(image)))} pixel(s) are "
                                f"NaN or infinite")

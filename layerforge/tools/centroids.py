@@ -32,13 +32,20 @@ def decode_layers(net):
 
 
 def set_class_centroids(net, encode_blob, images, labels):
-    """Set every Decode layer of `net` to the class means of its encodings of `images`.
+    """Set every Decode layer of `net` to the class means of its encodings of `images` (except
+    those labelled with one of its decode_param.ignore_label).
     encode_blob(blob) returns an encode(images) function (tools.oneshot.net_encoder).
     Returns {layer name: counts per class}."""
-    done, means = {}, {}
+    labels = np.asarray(labels, np.int64)
+    done, encodings = {}, {}
     for layer, blob in decode_layers(net):
-        if blob not in means:      # one pass over the images per encoding blob
-            means[blob] = class_means(encode_blob(blob)(images), labels)
-        layer.set_centroids(*means[blob])
-        done[layer.name] = means[blob][1]
+        if blob not in encodings:      # one pass over the images per encoding blob
+            encodings[blob] = encode_blob(blob)(images)
+        kept = ~np.isin(labels, layer.param.decode_param.ignore_label)   # as Decode skips them
+        if np.any(labels[kept] < 0):
+            raise layer.error(f"an image's label {labels[kept].min()} is negative and not in "
+                              f"decode_param.ignore_label")
+        means, counts = class_means(encodings[blob][kept], labels[kept])
+        layer.set_centroids(means, counts)
+        done[layer.name] = counts
     return done

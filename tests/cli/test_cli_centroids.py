@@ -30,12 +30,13 @@ layer { name: "accuracy" type: "AccuracyDecode" bottom: "dist" bottom: "label" t
 """
 
 
-def setup_net(folder, target="CENTROID"):
+def setup_net(folder, target="CENTROID", labels=(0, 1, 3), decode=""):
     rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1, 3], 5)                   # class 2 never appears
+    labels = np.repeat(labels, 5)                      # by default class 2 never appears
     images = rng.integers(0, 255, (len(labels), 1, 2, 2)).astype(np.uint8)
     source = write_lmdb(folder / "db", datums(images, labels))
-    model = write_net(folder, NET.replace("SOURCE", str(source)).replace("TARGET", target), "tiny.prototxt")
+    text = NET.replace("SOURCE", str(source)).replace("TARGET", target + decode)
+    model = write_net(folder, text, "tiny.prototxt")
     net = Net(model, "RUN", seed=1)
     weights = folder / "tiny.caffemodel"
     net.save(weights)
@@ -71,6 +72,22 @@ def test_centroids_are_the_class_means_and_the_test_net_uses_them(tmp_path, caps
     accuracy = np.mean([test_net.forward()["accuracy"] for _ in range(3)])   # 3 batches of 5 = all 15
     assert accuracy == pytest.approx(expected_accuracy)
     assert Path(weights).read_bytes() != out.read_bytes()   # --out leaves the input weights alone
+
+
+def test_images_labelled_with_an_ignore_label_are_left_out(tmp_path, capsys):
+    model, weights, source, encodings, labels = setup_net(tmp_path, labels=(0, -1, 1), decode=" ignore_label: -1")
+    assert main(["centroids", "--model", str(model), "--weights", str(weights), "--source", str(source)]) == 0
+    assert f"decode: centroids of 2 classes from 10 images -> {weights}" in capsys.readouterr().out
+    kept = labels >= 0
+    np.testing.assert_allclose(Net(model, "RUN", weights=weights).layers["decode"].blobs[0].data,
+                               class_means(encodings[kept], labels[kept])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_negative_label_decode_does_not_ignore_is_an_error(tmp_path, capsys):
+    model, weights, source, _, _ = setup_net(tmp_path, labels=(0, -1, 1))
+    assert main(["centroids", "--model", str(model), "--weights", str(weights), "--source", str(source)]) == 2
+    assert "layer 'decode' (Decode): an image's label -1 is negative and not in decode_param.ignore_label" \
+        in capsys.readouterr().err
 
 
 def test_without_out_the_weights_file_is_updated(tmp_path):

@@ -1,6 +1,6 @@
-"""Bad records: a negative label or a NaN pixel is found when the Data layer loads the
-database, before iteration 1; a label the loss cannot take, met mid-run, stops training with a
-snapshot and a message naming the iteration, the LMDB and the record key."""
+"""Bad records: a NaN pixel is found when the Data layer loads the database, before iteration
+1; a label the loss cannot take (a negative one that is not its ignore_label, too), met mid-run,
+stops training with a snapshot and a message naming the iteration, the LMDB and the record key."""
 import numpy as np
 import pytest
 
@@ -31,10 +31,26 @@ def _lmdb(tmp_path, labels):
     return write_lmdb(tmp_path / "db_lmdb", datums(images, labels))
 
 
-def test_a_negative_label_is_found_at_load(tmp_path):
-    source = _lmdb(tmp_path, [1, 2, 3, -1, 4])
-    with pytest.raises(NetError, match=rf"layer 'data'.*{source}: record 00000003: label -1 is negative"):
-        _solver(tmp_path, source)
+def test_a_negative_label_trains_as_the_loss_ignore_label_as_in_caffe(tmp_path):
+    source = _lmdb(tmp_path, [1, 2, 3, -1] * 5)
+    net = NET.format(source=source).replace('top: "loss" }', 'top: "loss" loss_param { ignore_label: -1 } }')
+    (tmp_path / "net.prototxt").write_text(net)
+    (tmp_path / "solver.prototxt").write_text(f'net: "{tmp_path / "net.prototxt"}" base_lr: 0.01 max_iter: 5 '
+                                              f'snapshot_prefix: "{tmp_path / "snap"}"')
+    solver = get_solver(tmp_path / "solver.prototxt")
+    losses = []
+    solver.callbacks.append(lambda event: event["event"] == "iteration" and losses.append(event["loss"]))
+    solver.solve()
+    assert len(losses) == 5 and np.all(np.isfinite(losses)) and solver.net.blobs["label"].data.min() == -1
+
+
+def test_a_negative_label_the_loss_cannot_take_names_the_record(tmp_path):
+    source = _lmdb(tmp_path, [1, 2, 3, -1, 4, 5, 6, 7])
+    solver = _solver(tmp_path, source)
+    with pytest.raises(ConfigError, match=(
+            rf"^Iteration 0: layer 'loss' \(SoftmaxWithLoss\): label -1 is outside \[0, 10\) for 10 classes "
+            rf"\(batch item 3: {source} record 00000003\)")):
+        solver.solve()
 
 
 def test_a_nan_pixel_is_found_at_load(tmp_path):
