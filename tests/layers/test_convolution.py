@@ -93,6 +93,7 @@ def test_forward_and_gradient(shape, options, stride, pad, dilation, group, bias
     ("num_output: 4 kernel_size: 5 group: 2", (2, 6, 8, 8), "im2col"),
     ("num_output: 4 kernel_size: 5 group: 2", (8, 6, 8, 8), "winograd"),
     ("num_output: 4 kernel_size: 5", (2, 3, 8, 8), "direct"),
+    ("num_output: 4 kernel_size: 6", (2, 1, 12, 12), "im2col"),        # 36 taps: the GEMM is long enough
     ("num_output: 4 kernel_size: 5 engine: CAFFE", (2, 3, 8, 8), "im2col"),
     ("num_output: 4 kernel_size: 3 dilation: 2", (2, 3, 8, 8), "im2col"),
 ])
