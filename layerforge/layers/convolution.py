@@ -33,7 +33,8 @@ from layerforge.kernels import blas
 from layerforge.kernels.conv import add_bias_grad, batch_to_rows, rows_to_batch
 from layerforge.kernels.direct_conv import direct_conv, direct_conv_data_grad, direct_conv_weight_grad
 from layerforge.kernels.im2col import col2im, col2im_nd, im2col, im2col_nd, im2row, row2im
-from layerforge.kernels.winograd import (input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
+from layerforge.kernels.winograd import (input_grad_tiles, input_grad_tiles_banded, input_tiles,
+                                         input_tiles_banded, output_grad_tiles, output_tiles,
                                          transform_matrices)
 from layerforge.layer import Layer
 from layerforge.registry import register_layer
@@ -254,8 +255,11 @@ class ConvolutionLayer(ConvolutionBase):
         self.winograd_kernel = (not self.nd and self.kernel[0] == self.kernel[1]
                                 and self.kernel[0] in _WINOGRAD_TILE)
         if self.winograd_kernel:
-            self.winograd_tile = _WINOGRAD_TILE[self.kernel[0]]
-            at, g, bt = transform_matrices(self.winograd_tile, self.kernel[0])
+            self.winograd_tile = m = _WINOGRAD_TILE[self.kernel[0]]
+            banded = m + self.kernel[0] - 1 > 2 * m     # much overlap between input tiles
+            self.input_tiles_kernel = input_tiles_banded if banded else input_tiles
+            self.input_grad_tiles_kernel = input_grad_tiles_banded if banded else input_grad_tiles
+            at, g, bt = transform_matrices(m, self.kernel[0])
             dtype = bottom[0].dtype
             self.winograd_at, self.winograd_bt = at.astype(dtype), bt.astype(dtype)
             self.winograd_gg = np.kron(g, g).astype(dtype)   # (n*n, r*r): w -> G w G^T, flattened
@@ -384,8 +388,8 @@ class ConvolutionLayer(ConvolutionBase):
             for ins, outs in self._winograd_groups():
                 blas.matmul_stack(products_diff[:, :, outs], self.weight_tiles[:, :, outs].transpose(0, 2, 1),
                                   self.input_tiles_diff[:, :, ins])
-            input_grad_tiles(self._tiled(self.input_tiles_diff), self.winograd_bt, pad_h, pad_w, m, self.tiles_w,
-                             self._planes(bottom.diff))
+            self.input_grad_tiles_kernel(self._tiled(self.input_tiles_diff), self.winograd_bt, pad_h, pad_w, m,
+                                         self.tiles_w, self._planes(bottom.diff))
 
     @staticmethod
     def _axis_output_size(size, kernel, stride, pad, dilation):
@@ -395,8 +399,8 @@ class ConvolutionLayer(ConvolutionBase):
         """What forward derives from one bottom and backward reuses: its padded copy (direct),
         input tiles (Winograd) or column matrix (im2row, im2col, im2col_nd)."""
         if self.algorithm == "winograd":
-            input_tiles(self._planes(bottom.data), self.pad[0], self.pad[1], self.winograd_bt, self.winograd_tile,
-                        self.tiles_w, self._tiled(self.input_tiles))
+            self.input_tiles_kernel(self._planes(bottom.data), self.pad[0], self.pad[1], self.winograd_bt,
+                                    self.winograd_tile, self.tiles_w, self._tiled(self.input_tiles))
         elif self.algorithm == "direct":
             self._padded(self._image_view(bottom.data))
         elif self.algorithm == "im2row":

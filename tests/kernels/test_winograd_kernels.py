@@ -6,7 +6,8 @@ ones as their adjoints (<f(x), y> == <x, f*(y)>), which is what the gradient nee
 import numpy as np
 import pytest
 
-from layerforge.kernels.winograd import (_CHUNK, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
+from layerforge.kernels.winograd import (_CHUNK, input_grad_tiles, input_grad_tiles_banded, input_tiles,
+                                         input_tiles_banded, output_grad_tiles, output_tiles,
                                          transform_matrices)
 
 JIT = pytest.mark.parametrize("jit", [True, False], ids=["numba", "python"])
@@ -67,8 +68,11 @@ def reference_output_tiles(products, at, tiles_h, tiles_w, bias, out_h, out_w):
 
 
 @JIT
+@pytest.mark.parametrize("input_tiles, input_grad_tiles", [(input_tiles, input_grad_tiles),
+                                                          (input_tiles_banded, input_grad_tiles_banded)],
+                         ids=["per-tile", "banded"])
 @pytest.mark.parametrize("m, r, height, width, pad, length", GEOMETRIES)
-def test_input_tiles_and_their_adjoint(m, r, height, width, pad, length, jit):
+def test_input_tiles_and_their_adjoint(m, r, height, width, pad, length, jit, input_tiles, input_grad_tiles):
     _, _, bt = transform_matrices(m, r)
     n = m + r - 1
     _, _, tiles_h, tiles_w = tiling(m, r, height, width, pad)
