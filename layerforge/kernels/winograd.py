@@ -175,29 +175,22 @@ def _get_band_row(planes, lo, row, pad_w, band, y):
 
 
 @njit(cache=True)
-def _take_tile(band, x0, tile):
-    """tile[y, x, :] = band[y, x0 + x, :] (runs of contiguous values)."""
+def _band_tile(band, x0, tile, to_band):
+    """Between a band (n, width, size) and a tile (n, nx, size) at column x0, as runs of
+    contiguous values: band[y, x0 + x, :] += tile[y, x, :] when `to_band`, else
+    tile[y, x, :] = band[y, x0 + x, :]."""
     ny, nx, size = tile.shape
-    src, dst = band.reshape(-1), tile.reshape(-1)
+    wide, local = band.reshape(-1), tile.reshape(-1)
     row = uint64(band.shape[1] * size)
     for y in range(ny):
         at = uint64(y) * row + uint64(x0 * size)
-        local = uint64(y * nx * size)
-        for k in range(uint64(nx * size)):
-            dst[local + k] = src[at + k]
-
-
-@njit(cache=True)
-def _add_tile(tile, band, x0):
-    """band[y, x0 + x, :] += tile[y, x, :] (runs of contiguous values)."""
-    ny, nx, size = tile.shape
-    src, dst = tile.reshape(-1), band.reshape(-1)
-    row = uint64(band.shape[1] * size)
-    for y in range(ny):
-        at = uint64(y) * row + uint64(x0 * size)
-        local = uint64(y * nx * size)
-        for k in range(uint64(nx * size)):
-            dst[at + k] += src[local + k]
+        start = uint64(y * nx * size)
+        if to_band:
+            for k in range(uint64(nx * size)):
+                wide[at + k] += local[start + k]
+        else:
+            for k in range(uint64(nx * size)):
+                local[start + k] = wide[at + k]
 
 
 @njit(cache=True)
@@ -331,7 +324,7 @@ def input_tiles_banded(planes, pad_h, pad_w, bt, m, tiles_w, tiles):
             for y in range(0 if ty == first else n - m, n):
                 _get_band_row(planes, lo, ty * m + y - pad_h, pad_w, band, y)
             for tx in range(tiles_w):
-                _take_tile(band, tx * m, patch)
+                _band_tile(band, tx * m, patch, False)
                 _transform(bt, bt, patch, half, out)
                 _copy_tile(tiles, ty * tiles_w + tx, lo, out, False)
 
@@ -360,7 +353,7 @@ def input_grad_tiles_banded(tiles, bt, pad_h, pad_w, m, tiles_w, planes_diff):
             for tx in range(tiles_w):
                 _copy_tile(tiles, ty * tiles_w + tx, lo, patch, True)
                 _transform(b, b, patch, half, out)
-                _add_tile(out, band, tx * m)
+                _band_tile(band, tx * m, out, True)
             done = m if ty < tiles_h - 1 else n    # rows no later tile reaches
             for y in range(done):
                 row = ty * m + y - pad_h
