@@ -338,7 +338,7 @@ def input_grad_tiles_banded(tiles, bt, pad_h, pad_w, m, tiles_w, planes_diff):
     every pixel (n/m)^2 times one plane apart (16 times for F(2x2, 7x7))."""
     n = bt.shape[0]
     length, spatial = planes_diff.shape[0], tiles.shape[1]
-    height, width = planes_diff.shape[1:]
+    height = planes_diff.shape[1]
     tiles_h = spatial // tiles_w
     band_w = (tiles_w - 1) * m + n
     chunks = _chunk_count(length)
