@@ -49,7 +49,7 @@ class AccuracyEncodingLayer(ClassCentroids):
         else:
             top[0].data[...] = 0
         if self.phase == pb.TRAIN and n:
-            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(labels))
+            seen, labels = self._batch_of_all_ranks(x, self.learnable_labels(labels))
             self._grow(int(labels.max()) + 1)
             no_cache = np.zeros((0, 0, self.dim), x.dtype)
             distance.accumulate_classes(seen, labels, self.blobs[0].data, self.blobs[1].data, no_cache,

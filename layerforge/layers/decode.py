@@ -50,7 +50,7 @@ class ClassCentroids(Layer):
         """Which labels are ignore labels (np.isin is slow, and most nets have none)."""
         return np.isin(labels, self.ignore) if self.ignore.size else np.zeros(labels.shape, bool)
 
-    def _learnable_labels(self, labels):
+    def learnable_labels(self, labels):
         """Labels with ignored ones set to -1; other negative labels are an error."""
         ignored = self._ignored(labels)
         if np.any(labels[~ignored] < 0):
@@ -146,7 +146,7 @@ class DecodeLayer(ClassCentroids):
         self._check_bottoms(bottom)
         num_classes = self.blobs[0].shape[0]
         if self._learning(bottom) and bottom[0].shape[0]:
-            num_classes = max(num_classes, int(self._learnable_labels(self._labels(bottom)).max()) + 1)
+            num_classes = max(num_classes, int(self.learnable_labels(self._labels(bottom)).max()) + 1)
         top[0].reshape((bottom[0].shape[0], num_classes))
         if len(top) > 1:
             top[1].reshape((num_classes, self.dim))
@@ -156,7 +156,7 @@ class DecodeLayer(ClassCentroids):
         n = bottom[0].shape[0]
         x = bottom[0].data.reshape(n, self.dim)
         if self._learning(bottom) and n:
-            seen, labels = self._batch_of_all_ranks(x, self._learnable_labels(self._labels(bottom)))
+            seen, labels = self._batch_of_all_ranks(x, self.learnable_labels(self._labels(bottom)))
             self._learn(seen, labels, len(seen) * p.cache_size)
         if self.phase == pb.TRAIN:
             self.blobs[3].data[0] += 1

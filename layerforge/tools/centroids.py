@@ -41,10 +41,7 @@ def set_class_centroids(net, encode_blob, images, labels):
     for layer, blob in decode_layers(net):
         if blob not in encodings:      # one pass over the images per encoding blob
             encodings[blob] = encode_blob(blob)(images)
-        kept = ~np.isin(labels, layer.param.decode_param.ignore_label)   # as Decode skips them
-        if np.any(labels[kept] < 0):
-            raise layer.error(f"an image's label {labels[kept].min()} is negative and not in "
-                              f"decode_param.ignore_label")
+        kept = layer.learnable_labels(labels) >= 0     # Decode's own ignore_label check
         means, counts = class_means(encodings[blob][kept], labels[kept])
         layer.set_centroids(means, counts)
         done[layer.name] = counts

@@ -86,7 +86,7 @@ def test_images_labelled_with_an_ignore_label_are_left_out(tmp_path, capsys):
 def test_a_negative_label_decode_does_not_ignore_is_an_error(tmp_path, capsys):
     model, weights, source, _, _ = setup_net(tmp_path, labels=(0, -1, 1))
     assert main(["centroids", "--model", str(model), "--weights", str(weights), "--source", str(source)]) == 2
-    assert "layer 'decode' (Decode): an image's label -1 is negative and not in decode_param.ignore_label" \
+    assert "layer 'decode' (Decode): label -1 is negative and not in decode_param.ignore_label" \
         in capsys.readouterr().err
 
 
