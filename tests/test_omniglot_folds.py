@@ -1,0 +1,34 @@
+"""benchmarks/omniglot_folds.py points the recipe at each fold's data and characters."""
+import importlib.util
+import pathlib
+
+from layerforge import io
+from layerforge.proto import layerforge_pb2 as pb
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("omniglot_folds", ROOT / "benchmarks" / "omniglot_folds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fold_solver_reads_the_fold_data_and_classifies_its_characters(tmp_path):
+    folds = load_script()
+    path, weights = folds.fold_files(str(tmp_path), "/d/train", "/d/val", classes=178, iters=40)
+    solver = io.read_solver(path)
+    sources = {rule.phase: layer.data_param.source
+               for layer in solver.net_param.layer if layer.type == "Data" for rule in layer.include}
+    assert sources == {pb.TRAIN: "/d/train/omniglot_lmdb", pb.TEST: "/d/val/omniglot_lmdb"}
+    classifier, = (layer for layer in solver.net_param.layer if layer.name == "classifier")
+    assert classifier.inner_product_param.num_output == 178
+    assert (solver.max_iter, list(solver.stepvalue), solver.snapshot) == (40, [30], 40)
+    assert weights == str(tmp_path / "omniglot_iter_40.caffemodel")
+
+
+def test_folds_hold_out_every_background_alphabet_once():
+    folds = load_script()
+    held_out = [alphabet for fold in folds.FOLDS for alphabet in fold]
+    assert sorted(held_out) == sorted(folds.ALPHABETS)
