@@ -2,7 +2,7 @@
 
 `make omniglot` holds out Balinese and Early_Aramaic. One pair of alphabets says little about
 characters of unseen alphabets in general, so this script trains the same recipe
-(prototxt/omniglot_siamese_train_test.prototxt, solvers/omniglot_siamese_solver.prototxt)
+(solvers/omniglot_siamese_solver.prototxt and its net, or the solver given by --solver)
 four times, each time on six alphabets, and scores it with 20-way within-alphabet trials on
 the other two (`layerforge oneshot --alphabets`, 1000 trials, seed 0). Per fold it rewrites
 only the data sources and the classifier's width (the number of training characters), and
@@ -11,7 +11,8 @@ prints each fold's accuracy and their mean.
 Tagalog has 17 characters, too few for a 20-way trial, so its fold scores Sanskrit only.
 
 Usage (from the repository root, LAYERFORGE_OMNIGLOT set):
-    python benchmarks/omniglot_folds.py [--folds 0,1,2,3] [--iters 3000] [--out runs/omniglot_folds]
+    python benchmarks/omniglot_folds.py [--folds 0,1,2,3] [--iters 3000] [--solver S]
+        [--out runs/omniglot_folds]
 """
 import argparse
 import os
@@ -24,7 +25,6 @@ sys.path.insert(0, ROOT)
 from layerforge import io  # noqa: E402
 from layerforge.proto import layerforge_pb2 as pb  # noqa: E402
 
-NET = os.path.join(ROOT, "prototxt", "omniglot_siamese_train_test.prototxt")
 DEPLOY = os.path.join(ROOT, "prototxt", "omniglot_siamese_deploy.prototxt")
 SOLVER = os.path.join(ROOT, "solvers", "omniglot_siamese_solver.prototxt")
 ALPHABETS = ["Balinese", "Early_Aramaic", "Greek", "Japanese_(katakana)", "Korean", "Latin",
@@ -44,16 +44,16 @@ def layerforge(*args, log=None):
     return done.stdout.strip().splitlines()[-1]
 
 
-def fold_files(folder, train_dir, val_dir, classes, iters):
-    """The recipe's net and solver, pointed at this fold's data and snapshot folder."""
-    net = io.read_net(NET)
+def fold_files(folder, train_dir, val_dir, classes, iters, solver_path=SOLVER):
+    """The solver and its net, pointed at this fold's data and snapshot folder."""
+    solver = io.read_solver(solver_path)
+    net = io.read_net(solver.net)
     for layer in net.layer:
         if layer.type == "Data":
             split = train_dir if any(rule.phase == pb.TRAIN for rule in layer.include) else val_dir
             layer.data_param.source = os.path.join(split, "omniglot_lmdb")
         if layer.name == "classifier":
             layer.inner_product_param.num_output = classes
-    solver = io.read_solver(SOLVER)
     solver.ClearField("net")
     solver.net_param.CopyFrom(net)
     solver.max_iter = iters
@@ -67,7 +67,7 @@ def fold_files(folder, train_dir, val_dir, classes, iters):
     return path, f"{solver.snapshot_prefix}_iter_{iters}.caffemodel"
 
 
-def run_fold(held_out, out, iters):
+def run_fold(held_out, out, iters, solver_path):
     train = [a for a in ALPHABETS if a not in held_out]
     folder = os.path.abspath(os.path.join(out, "-".join(held_out)))
     train_dir, val_dir = os.path.join(folder, "train"), os.path.join(folder, "val")
@@ -76,7 +76,7 @@ def run_fold(held_out, out, iters):
         layerforge("data", "omniglot", "--out", split, "--resize", "28x28", "--alphabets", ",".join(alphabets))
     with open(os.path.join(train_dir, "labels.txt")) as labels:
         classes = sum(1 for _ in labels)
-    solver, weights = fold_files(folder, train_dir, val_dir, classes, iters)
+    solver, weights = fold_files(folder, train_dir, val_dir, classes, iters, solver_path)
     start = time.perf_counter()
     layerforge("train", "--solver", solver, log=os.path.join(folder, "train.log"))
     seconds = time.perf_counter() - start
@@ -92,11 +92,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", default="0,1,2,3", help="which of the four folds (default: all)")
     parser.add_argument("--iters", type=int, default=3000, help="training iterations (default: 3000)")
+    parser.add_argument("--solver", default=SOLVER, help="the recipe's solver (default: the Siamese recipe's)")
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "omniglot_folds"))
     args = parser.parse_args()
     if not os.environ.get("LAYERFORGE_OMNIGLOT"):
         sys.exit("omniglot_folds: set LAYERFORGE_OMNIGLOT to the folder holding Omniglot's background zips")
-    scores = [run_fold(FOLDS[int(i)], args.out, args.iters) for i in args.folds.split(",")]
+    scores = [run_fold(FOLDS[int(i)], args.out, args.iters, args.solver) for i in args.folds.split(",")]
     print(f"mean 20-way one-shot accuracy over {len(scores)} folds: {sum(scores) / len(scores):.3f}")
 
 

@@ -2,6 +2,8 @@
 import importlib.util
 import pathlib
 
+import pytest
+
 from layerforge import io
 from layerforge.proto import layerforge_pb2 as pb
 
@@ -15,9 +17,11 @@ def load_script():
     return module
 
 
-def test_fold_solver_reads_the_fold_data_and_classifies_its_characters(tmp_path):
+@pytest.mark.parametrize("recipe", ["omniglot_siamese_solver.prototxt", "omniglot_triplet_solver.prototxt"])
+def test_fold_solver_reads_the_fold_data_and_classifies_its_characters(tmp_path, recipe):
     folds = load_script()
-    path, weights = folds.fold_files(str(tmp_path), "/d/train", "/d/val", classes=178, iters=40)
+    path, weights = folds.fold_files(str(tmp_path), "/d/train", "/d/val", classes=178, iters=40,
+                                     solver_path=str(ROOT / "solvers" / recipe))
     solver = io.read_solver(path)
     sources = {rule.phase: layer.data_param.source
                for layer in solver.net_param.layer if layer.type == "Data" for rule in layer.include}
