@@ -38,9 +38,12 @@ def layerforge(*args, log=None):
     command = [sys.executable, "-m", "layerforge", *args]
     if log:
         with open(log, "w") as out:
-            subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT).returncode:
+                sys.exit(f"omniglot_folds: layerforge {args[0]} failed; see {log}")
         return ""
-    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        sys.exit(f"omniglot_folds: layerforge {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip().splitlines()[-1]
 
 
