@@ -13,6 +13,9 @@ tenfold at the solver's stepvalue. It is then scored as `make omniglot` scores l
 
 Usage (needs torch, and data/omniglot/{train,val} from `make omniglot` or
 `layerforge data omniglot`): python benchmarks/omniglot_pytorch.py [--iters N] [--threads 2]
+On a fold of omniglot_folds.py (its solver.prototxt holds the net, pointed at the fold's data):
+    python benchmarks/omniglot_pytorch.py --solver runs/omniglot_folds/Greek-Korean/solver.prototxt \
+        --held-out Greek,Korean
 """
 import argparse
 import math
@@ -33,7 +36,6 @@ from layerforge.proto import layerforge_pb2 as pb  # noqa: E402
 from layerforge.testing import make_layer  # noqa: E402
 from layerforge.tools import oneshot  # noqa: E402
 
-NET = os.path.join(ROOT, "prototxt", "omniglot_siamese_train_test.prototxt")
 SOLVER = os.path.join(ROOT, "solvers", "omniglot_siamese_solver.prototxt")
 HELD_OUT = ["Balinese", "Early_Aramaic"]
 
@@ -64,8 +66,12 @@ class Encoder(nn.Module):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    solver = io.read_solver(SOLVER)
-    parser.add_argument("--iters", type=int, default=solver.max_iter)
+    parser.add_argument("--solver", default=SOLVER,
+                        help="the recipe's solver (default: solvers/omniglot_siamese_solver.prototxt); "
+                             "a fold's solver from omniglot_folds.py trains on that fold's data")
+    parser.add_argument("--held-out", default=",".join(HELD_OUT), metavar="A,B",
+                        help=f"alphabets to score (default: {','.join(HELD_OUT)})")
+    parser.add_argument("--iters", type=int, help="training iterations (default: the solver's max_iter)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--eval-at", default="1000,2000", metavar="LIST",
@@ -74,11 +80,15 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     os.chdir(ROOT)
+    solver = io.read_solver(args.solver)
+    args.iters = args.iters or solver.max_iter
+    held_out = args.held_out.split(",")
+    net = solver.net_param if solver.HasField("net_param") else io.read_net(solver.net)
 
-    train_param = next(layer for layer in io.read_net(NET).layer
+    train_param = next(layer for layer in net.layer
                        if layer.type == "Data" and layer.include[0].phase == pb.TRAIN)
     data_layer, _, tops = make_layer(text_format.MessageToString(train_param), [], "TRAIN", 1, np.float32, 2)
-    layers = {layer.name: layer for layer in io.read_net(NET).layer}
+    layers = {layer.name: layer for layer in net.layer}
     classes = layers["classifier"].inner_product_param.num_output
     feat = layers["feat"].inner_product_param.num_output
     size = layers["input_data"].input_param.shape[0].dim[2]
@@ -117,19 +127,19 @@ def main():
             print(f"Iteration {it}, loss = {loss.item():.4f} (contrastive {contrastive.item():.4f}), "
                   f"{time.time() - start:.0f} s", flush=True)
         if it + 1 in eval_at and it + 1 < args.iters:
-            print(f"Iteration {it + 1}: {one_shot(encoder, size, args.trials).line()}", flush=True)
+            print(f"Iteration {it + 1}: {one_shot(encoder, size, args.trials, held_out).line()}", flush=True)
     wall, cpu = time.time() - start, time.process_time() - cpu
     data_layer.close()
     print(f"PyTorch {torch.__version__}, {args.iters} iterations, {args.threads} threads: "
           f"training {wall:.0f} s wall, {cpu:.0f} s CPU (with the evaluations at {args.eval_at})")
-    print(f"{one_shot(encoder, size, args.trials).line()} [held out: {', '.join(HELD_OUT)}]")
+    print(f"{one_shot(encoder, size, args.trials, held_out).line()} [held out: {', '.join(held_out)}]")
 
 
-def one_shot(encoder, size, trials):
+def one_shot(encoder, size, trials, held_out):
     """20-way trials within the held-out alphabets, drawn as `layerforge oneshot --seed 0` draws them."""
     encoder.eval()
     rng = np.random.default_rng(0)
-    images, query, support = oneshot.alphabet_trials(None, HELD_OUT, (size, size), 20, trials, rng)
+    images, query, support = oneshot.alphabet_trials(None, held_out, (size, size), 20, trials, rng)
     with torch.no_grad():
         encodings = encoder(torch.from_numpy(images.astype(np.float32) * 0.00390625)).numpy()
     encoder.train()
