@@ -23,14 +23,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from layerforge import io  # noqa: E402
+from layerforge.data import DatasetError  # noqa: E402
+from layerforge.data.omniglot import build_omniglot_lmdb  # noqa: E402
 from layerforge.proto import layerforge_pb2 as pb  # noqa: E402
 
 DEPLOY = os.path.join(ROOT, "prototxt", "omniglot_siamese_deploy.prototxt")
 SOLVER = os.path.join(ROOT, "solvers", "omniglot_siamese_solver.prototxt")
-ALPHABETS = ["Balinese", "Early_Aramaic", "Greek", "Japanese_(katakana)", "Korean", "Latin",
-             "Sanskrit", "Tagalog"]
 FOLDS = [("Balinese", "Early_Aramaic"), ("Greek", "Korean"), ("Japanese_(katakana)", "Latin"),
          ("Sanskrit", "Tagalog")]
+ALPHABETS = [alphabet for fold in FOLDS for alphabet in fold]
 
 
 def layerforge(*args, log=None):
@@ -47,14 +48,14 @@ def layerforge(*args, log=None):
     return done.stdout.strip().splitlines()[-1]
 
 
-def fold_files(folder, train_dir, val_dir, classes, iters, solver_path=SOLVER):
+def fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path=SOLVER):
     """The solver and its net, pointed at this fold's data and snapshot folder."""
     solver = io.read_solver(solver_path)
     net = io.read_net(solver.net)
     for layer in net.layer:
         if layer.type == "Data":
-            split = train_dir if any(rule.phase == pb.TRAIN for rule in layer.include) else val_dir
-            layer.data_param.source = os.path.join(split, "omniglot_lmdb")
+            train = any(rule.phase == pb.TRAIN for rule in layer.include)
+            layer.data_param.source = str(train_lmdb if train else val_lmdb)
         if layer.name == "classifier":
             layer.inner_product_param.num_output = classes
     solver.ClearField("net")
@@ -73,13 +74,13 @@ def fold_files(folder, train_dir, val_dir, classes, iters, solver_path=SOLVER):
 def run_fold(held_out, out, iters, solver_path):
     train = [a for a in ALPHABETS if a not in held_out]
     folder = os.path.abspath(os.path.join(out, "-".join(held_out)))
-    train_dir, val_dir = os.path.join(folder, "train"), os.path.join(folder, "val")
-    os.makedirs(folder, exist_ok=True)
-    for split, alphabets in ((train_dir, train), (val_dir, held_out)):
-        layerforge("data", "omniglot", "--out", split, "--resize", "28x28", "--alphabets", ",".join(alphabets))
-    with open(os.path.join(train_dir, "labels.txt")) as labels:
-        classes = sum(1 for _ in labels)
-    solver, weights = fold_files(folder, train_dir, val_dir, classes, iters, solver_path)
+    try:
+        train_lmdb, train_data = build_omniglot_lmdb(os.path.join(folder, "train"), size=(28, 28), alphabets=train)
+        val_lmdb, _ = build_omniglot_lmdb(os.path.join(folder, "val"), size=(28, 28), alphabets=list(held_out))
+    except DatasetError as err:
+        sys.exit(f"omniglot_folds: {err}")
+    classes = len(train_data.names)
+    solver, weights = fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path)
     start = time.perf_counter()
     layerforge("train", "--solver", solver, log=os.path.join(folder, "train.log"))
     seconds = time.perf_counter() - start
@@ -98,8 +99,6 @@ def main():
     parser.add_argument("--solver", default=SOLVER, help="the recipe's solver (default: the Siamese recipe's)")
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "omniglot_folds"))
     args = parser.parse_args()
-    if not os.environ.get("LAYERFORGE_OMNIGLOT"):
-        sys.exit("omniglot_folds: set LAYERFORGE_OMNIGLOT to the folder holding Omniglot's background zips")
     scores = [run_fold(FOLDS[int(i)], args.out, args.iters, args.solver) for i in args.folds.split(",")]
     print(f"mean 20-way one-shot accuracy over {len(scores)} folds: {sum(scores) / len(scores):.3f}")
 

@@ -1,6 +1,7 @@
 """benchmarks/omniglot_folds.py points the recipe at each fold's data and characters."""
 import importlib.util
 import pathlib
+import re
 
 import pytest
 
@@ -20,19 +21,22 @@ def load_script():
 @pytest.mark.parametrize("recipe", ["omniglot_siamese_solver.prototxt", "omniglot_triplet_solver.prototxt"])
 def test_fold_solver_reads_the_fold_data_and_classifies_its_characters(tmp_path, recipe):
     folds = load_script()
-    path, weights = folds.fold_files(str(tmp_path), "/d/train", "/d/val", classes=178, iters=40,
+    path, weights = folds.fold_files(str(tmp_path), "/d/train_lmdb", "/d/val_lmdb", classes=178, iters=40,
                                      solver_path=str(ROOT / "solvers" / recipe))
     solver = io.read_solver(path)
     sources = {rule.phase: layer.data_param.source
                for layer in solver.net_param.layer if layer.type == "Data" for rule in layer.include}
-    assert sources == {pb.TRAIN: "/d/train/omniglot_lmdb", pb.TEST: "/d/val/omniglot_lmdb"}
+    assert sources == {pb.TRAIN: "/d/train_lmdb", pb.TEST: "/d/val_lmdb"}
     classifier, = (layer for layer in solver.net_param.layer if layer.name == "classifier")
     assert classifier.inner_product_param.num_output == 178
     assert (solver.max_iter, list(solver.stepvalue), solver.snapshot) == (40, [30], 40)
     assert weights == str(tmp_path / "omniglot_iter_40.caffemodel")
 
 
-def test_folds_hold_out_every_background_alphabet_once():
+def test_folds_hold_out_every_background_alphabet_once_the_first_as_make_omniglot():
     folds = load_script()
-    held_out = [alphabet for fold in folds.FOLDS for alphabet in fold]
-    assert sorted(held_out) == sorted(folds.ALPHABETS)
+    makefile = dict(re.findall(r"^(OMNIGLOT_TRAIN|OMNIGLOT_HELD_OUT) := (.*)$", (ROOT / "Makefile").read_text(),
+                               re.MULTILINE))
+    held_out = makefile["OMNIGLOT_HELD_OUT"].split(",")
+    assert list(folds.FOLDS[0]) == held_out
+    assert sorted(folds.ALPHABETS) == sorted(makefile["OMNIGLOT_TRAIN"].split(",") + held_out)
