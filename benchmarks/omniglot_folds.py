@@ -10,8 +10,12 @@ prints each fold's accuracy and their mean.
 
 Tagalog has 17 characters, too few for a 20-way trial, so its fold scores Sanskrit only.
 
+`--all` trains the recipe once on all eight alphabets (242 characters, more than any fold) and
+scores nothing: that is the model for characters of other alphabets, such as Omniglot's
+evaluation set (`make omniglot-all`).
+
 Usage (from the repository root, LAYERFORGE_OMNIGLOT set):
-    python benchmarks/omniglot_folds.py [--folds 0,1,2,3] [--iters 3000] [--solver S]
+    python benchmarks/omniglot_folds.py [--folds 0,1,2,3 | --all] [--iters 3000] [--solver S]
         [--out runs/omniglot_folds]
 """
 import argparse
@@ -49,13 +53,19 @@ def layerforge(*args, log=None):
 
 
 def fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path=SOLVER):
-    """The solver and its net, pointed at this fold's data and snapshot folder."""
+    """The solver and its net, pointed at this fold's data and snapshot folder.
+
+    With no `val_lmdb` (nothing held out) the net keeps only its TRAIN data and the solver tests
+    nothing."""
     solver = io.read_solver(solver_path)
     net = io.read_net(solver.net)
-    for layer in net.layer:
+    for layer in list(net.layer):
         if layer.type == "Data":
             train = any(rule.phase == pb.TRAIN for rule in layer.include)
-            layer.data_param.source = str(train_lmdb if train else val_lmdb)
+            if train or val_lmdb:
+                layer.data_param.source = str(train_lmdb if train else val_lmdb)
+            else:
+                net.layer.remove(layer)
         if layer.name == "classifier":
             layer.inner_product_param.num_output = classes
     solver.ClearField("net")
@@ -64,26 +74,37 @@ def fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path=SOLVER)
     solver.ClearField("stepvalue")
     solver.stepvalue.append(iters * 3 // 4)
     solver.snapshot = iters
-    solver.test_interval = iters + 1
+    if val_lmdb:
+        solver.test_interval = iters + 1
+    else:
+        for field in ("test_iter", "test_interval", "test_initialization"):
+            solver.ClearField(field)
     solver.snapshot_prefix = os.path.join(folder, "omniglot")
     path = os.path.join(folder, "solver.prototxt")
     io.write_text(solver, path)
     return path, f"{solver.snapshot_prefix}_iter_{iters}.caffemodel"
 
 
-def run_fold(held_out, out, iters, solver_path):
+def train_recipe(folder, held_out, iters, solver_path):
+    """Train the recipe on every alphabet but `held_out`: its weights, characters and seconds."""
     train = [a for a in ALPHABETS if a not in held_out]
-    folder = os.path.abspath(os.path.join(out, "-".join(held_out)))
     try:
         train_lmdb, train_data = build_omniglot_lmdb(os.path.join(folder, "train"), size=(28, 28), alphabets=train)
-        val_lmdb, _ = build_omniglot_lmdb(os.path.join(folder, "val"), size=(28, 28), alphabets=list(held_out))
+        val_lmdb = None
+        if held_out:
+            val_lmdb, _ = build_omniglot_lmdb(os.path.join(folder, "val"), size=(28, 28), alphabets=list(held_out))
     except DatasetError as err:
         sys.exit(f"omniglot_folds: {err}")
     classes = len(train_data.names)
     solver, weights = fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path)
     start = time.perf_counter()
     layerforge("train", "--solver", solver, log=os.path.join(folder, "train.log"))
-    seconds = time.perf_counter() - start
+    return weights, classes, time.perf_counter() - start
+
+
+def run_fold(held_out, out, iters, solver_path):
+    weights, classes, seconds = train_recipe(os.path.abspath(os.path.join(out, "-".join(held_out))), held_out,
+                                             iters, solver_path)
     result = layerforge("oneshot", "--model", DEPLOY, "--weights", weights, "--alphabets", ",".join(held_out),
                         "--ways", "20", "--trials", "1000")
     accuracy = float(result.split(": ")[1].split()[0])
@@ -95,10 +116,16 @@ def run_fold(held_out, out, iters, solver_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", default="0,1,2,3", help="which of the four folds (default: all)")
+    parser.add_argument("--all", action="store_true",
+                        help="train once on all eight alphabets instead, scoring nothing (writes into OUT)")
     parser.add_argument("--iters", type=int, default=3000, help="training iterations (default: 3000)")
     parser.add_argument("--solver", default=SOLVER, help="the recipe's solver (default: the Siamese recipe's)")
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "omniglot_folds"))
     args = parser.parse_args()
+    if args.all:
+        weights, classes, seconds = train_recipe(os.path.abspath(args.out), (), args.iters, args.solver)
+        print(f"trained on all eight alphabets ({classes} characters, {seconds:.0f} s): {weights}")
+        return
     scores = [run_fold(FOLDS[int(i)], args.out, args.iters, args.solver) for i in args.folds.split(",")]
     print(f"mean 20-way one-shot accuracy over {len(scores)} folds: {sum(scores) / len(scores):.3f}")
 

@@ -40,3 +40,14 @@ def test_folds_hold_out_every_background_alphabet_once_the_first_as_make_omniglo
     held_out = makefile["OMNIGLOT_HELD_OUT"].split(",")
     assert list(folds.FOLDS[0]) == held_out
     assert sorted(folds.ALPHABETS) == sorted(makefile["OMNIGLOT_TRAIN"].split(",") + held_out)
+
+
+def test_recipe_on_all_alphabets_keeps_only_its_training_data_and_tests_nothing(tmp_path):
+    folds = load_script()
+    path, _ = folds.fold_files(str(tmp_path), "/d/train_lmdb", None, classes=242, iters=40)
+    solver = io.read_solver(path)
+    data = [layer for layer in solver.net_param.layer if layer.type == "Data"]
+    assert [(layer.data_param.source, layer.include[0].phase) for layer in data] == [("/d/train_lmdb", pb.TRAIN)]
+    assert (list(solver.test_iter), solver.test_interval) == ([], 0)
+    classifier, = (layer for layer in solver.net_param.layer if layer.name == "classifier")
+    assert classifier.inner_product_param.num_output == 242
