@@ -18,6 +18,7 @@ On a fold of omniglot_folds.py (its solver.prototxt holds the net, pointed at th
         --held-out Greek,Korean
 """
 import argparse
+import functools
 import math
 import os
 import sys
@@ -82,7 +83,7 @@ def main():
     os.chdir(ROOT)
     solver = io.read_solver(args.solver)
     args.iters = args.iters or solver.max_iter
-    held_out = args.held_out.split(",")
+    held_out = tuple(args.held_out.split(","))
     net = solver.net_param if solver.HasField("net_param") else io.read_net(solver.net)
 
     train_param = next(layer for layer in net.layer
@@ -135,13 +136,22 @@ def main():
     print(f"{one_shot(encoder, size, args.trials, held_out).line()} [held out: {', '.join(held_out)}]")
 
 
+@functools.lru_cache(maxsize=1)
+def held_out_trials(size, trials, held_out):
+    """The trials' images, queries and supports, and the generator's state after drawing them."""
+    rng = np.random.default_rng(0)
+    images, query, support = oneshot.alphabet_trials(None, list(held_out), (size, size), 20, trials, rng)
+    return images.astype(np.float32) * np.float32(0.00390625), query, support, rng.bit_generator.state
+
+
 def one_shot(encoder, size, trials, held_out):
     """20-way trials within the held-out alphabets, drawn as `layerforge oneshot --seed 0` draws them."""
-    encoder.eval()
+    pixels, query, support, state = held_out_trials(size, trials, held_out)
     rng = np.random.default_rng(0)
-    images, query, support = oneshot.alphabet_trials(None, held_out, (size, size), 20, trials, rng)
+    rng.bit_generator.state = state
+    encoder.eval()
     with torch.no_grad():
-        encodings = encoder(torch.from_numpy(images.astype(np.float32) * 0.00390625)).numpy()
+        encodings = encoder(torch.from_numpy(pixels)).numpy()
     encoder.train()
     return oneshot.score_trials(oneshot.euclidean_scores(encodings), query, support, rng)
 
