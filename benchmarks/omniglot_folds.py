@@ -5,7 +5,8 @@ characters of unseen alphabets in general, so this script trains the same recipe
 (solvers/omniglot_siamese_solver.prototxt and its net, or the solver given by --solver)
 four times, each time on six alphabets, and scores it with 20-way within-alphabet trials on
 the other two (`layerforge oneshot --alphabets`, 1000 trials, seed 0). Per fold it rewrites
-only the data sources and the classifier's width (the number of training characters), and
+the data sources, the classifier's width (the number of training characters) and the schedule
+(`--iters` iterations, the learning-rate step at 3/4 of them, one snapshot at the end), and
 prints each fold's accuracy and their mean.
 
 Tagalog has 17 characters, too few for a 20-way trial, so its fold scores Sanskrit only.
