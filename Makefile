@@ -63,11 +63,13 @@ OMNIGLOT_ITERS := $(shell sed -n 's/^max_iter: *//p' $(OMNIGLOT_SOLVER))
 OMNIGLOT_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(OMNIGLOT_SOLVER))
 OMNIGLOT_TRAIN := Greek,Japanese_(katakana),Korean,Latin,Sanskrit,Tagalog
 OMNIGLOT_HELD_OUT := Balinese,Early_Aramaic
+# The Omniglot targets' first step: without the zips, say so and end the target successfully.
+skip_without_omniglot = if [ -z "$$LAYERFORGE_OMNIGLOT" ]; then \
+    echo "make $@: skipped: set LAYERFORGE_OMNIGLOT to the folder holding Omniglot's" \
+         "images_background_small1.zip and images_background_small2.zip"; exit 0; fi
 
 omniglot: install
-	@if [ -z "$$LAYERFORGE_OMNIGLOT" ]; then \
-	    echo "make omniglot: skipped: set LAYERFORGE_OMNIGLOT to the folder holding Omniglot's" \
-	         "images_background_small1.zip and images_background_small2.zip"; exit 0; fi; \
+	@$(skip_without_omniglot); \
 	start=$$(date +%s); set -e; \
 	$(LF) data omniglot --out data/omniglot/train --resize 28x28 --alphabets '$(OMNIGLOT_TRAIN)'; \
 	$(LF) data omniglot --out data/omniglot/val --resize 28x28 --alphabets '$(OMNIGLOT_HELD_OUT)'; \
@@ -82,9 +84,7 @@ omniglot: install
 # The model for characters of other alphabets (Omniglot's evaluation set): the same recipe trained
 # on all eight background alphabets, 242 characters. Nothing is left to score it on.
 omniglot-all: install
-	@if [ -z "$$LAYERFORGE_OMNIGLOT" ]; then \
-	    echo "make omniglot-all: skipped: set LAYERFORGE_OMNIGLOT to the folder holding Omniglot's" \
-	         "images_background_small1.zip and images_background_small2.zip"; exit 0; fi; \
+	@$(skip_without_omniglot); \
 	start=$$(date +%s); set -e; \
 	$(PY) benchmarks/omniglot_folds.py --all --solver $(OMNIGLOT_SOLVER) --iters $(OMNIGLOT_ITERS) \
 	    --out $(dir $(OMNIGLOT_PREFIX))all; \
