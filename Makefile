@@ -61,6 +61,9 @@ demo: install
 OMNIGLOT_SOLVER := solvers/omniglot_siamese_solver.prototxt
 OMNIGLOT_ITERS := $(shell sed -n 's/^max_iter: *//p' $(OMNIGLOT_SOLVER))
 OMNIGLOT_PREFIX := $(shell sed -n 's/^snapshot_prefix: *"\(.*\)"/\1/p' $(OMNIGLOT_SOLVER))
+# The image size the solver's net takes (its RUN Input shape, "HxW"): the size the data is built at.
+OMNIGLOT_NET := $(shell sed -n 's/^net: *"\(.*\)"/\1/p' $(OMNIGLOT_SOLVER))
+OMNIGLOT_SIZE := $(shell sed -n 's/.*input_param { shape { dim: 1 dim: 1 dim: \([0-9]*\) dim: \([0-9]*\) } }.*/\1x\2/p' $(OMNIGLOT_NET))
 OMNIGLOT_TRAIN := Greek,Japanese_(katakana),Korean,Latin,Sanskrit,Tagalog
 OMNIGLOT_HELD_OUT := Balinese,Early_Aramaic
 # The Omniglot targets' first step: without the zips, say so and end the target successfully.
@@ -71,8 +74,8 @@ skip_without_omniglot = if [ -z "$$LAYERFORGE_OMNIGLOT" ]; then \
 omniglot: install
 	@$(skip_without_omniglot); \
 	start=$$(date +%s); set -e; \
-	$(LF) data omniglot --out data/omniglot/train --resize 28x28 --alphabets '$(OMNIGLOT_TRAIN)'; \
-	$(LF) data omniglot --out data/omniglot/val --resize 28x28 --alphabets '$(OMNIGLOT_HELD_OUT)'; \
+	$(LF) data omniglot --out data/omniglot/train --resize $(OMNIGLOT_SIZE) --alphabets '$(OMNIGLOT_TRAIN)'; \
+	$(LF) data omniglot --out data/omniglot/val --resize $(OMNIGLOT_SIZE) --alphabets '$(OMNIGLOT_HELD_OUT)'; \
 	$(LF) train --solver $(OMNIGLOT_SOLVER); \
 	cp $(OMNIGLOT_PREFIX)_iter_$(OMNIGLOT_ITERS).caffemodel $(OMNIGLOT_PREFIX)_final.caffemodel; \
 	echo "20-way one-shot accuracy within the held-out alphabets $(OMNIGLOT_HELD_OUT):"; \

@@ -4,7 +4,8 @@
 characters of unseen alphabets in general, so this script trains the same recipe
 (solvers/omniglot_siamese_solver.prototxt and its net, or the solver given by --solver)
 four times, each time on six alphabets, and scores it with 20-way within-alphabet trials on
-the other two (`layerforge oneshot --alphabets`, 1000 trials, seed 0). Per fold it rewrites
+the other two (`layerforge oneshot --alphabets`, 1000 trials, seed 0). The data is built at the
+size of the net's input (its RUN Input layer "input_data"). Per fold it rewrites
 the data sources, the classifier's width (the number of training characters) and the schedule
 (`--iters` iterations, the learning-rate step at 3/4 of them, one snapshot at the end), and
 prints each fold's accuracy and their mean.
@@ -86,14 +87,22 @@ def fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path=SOLVER)
     return path, f"{solver.snapshot_prefix}_iter_{iters}.caffemodel"
 
 
+def input_size(solver_path):
+    """(height, width) of the images the solver's net takes: the shape of its RUN Input "input_data"."""
+    net = io.read_net(io.read_solver(solver_path).net)
+    shape = next(layer for layer in net.layer if layer.name == "input_data").input_param.shape[0].dim
+    return shape[2], shape[3]
+
+
 def train_recipe(folder, held_out, iters, solver_path):
     """Train the recipe on every alphabet but `held_out`: its weights, characters and seconds."""
     train = [a for a in ALPHABETS if a not in held_out]
+    size = input_size(solver_path)
     try:
-        train_lmdb, train_data = build_omniglot_lmdb(os.path.join(folder, "train"), size=(28, 28), alphabets=train)
+        train_lmdb, train_data = build_omniglot_lmdb(os.path.join(folder, "train"), size=size, alphabets=train)
         val_lmdb = None
         if held_out:
-            val_lmdb, _ = build_omniglot_lmdb(os.path.join(folder, "val"), size=(28, 28), alphabets=list(held_out))
+            val_lmdb, _ = build_omniglot_lmdb(os.path.join(folder, "val"), size=size, alphabets=list(held_out))
     except DatasetError as err:
         sys.exit(f"omniglot_folds: {err}")
     classes = len(train_data.names)

@@ -6,7 +6,7 @@ Usage: python benchmarks/workloads.py [--workloads NAME ...] [--batch NAME=B ...
 Workloads (default: all):
   lenet       training step of prototxt/lenet_train_test.prototxt (TRAIN), batch 64;
   omniglot    training step of prototxt/omniglot_siamese_train_test.prototxt (TRAIN, 64 pairs of
-              28x28 images: contrastive loss + 196-way classifier, BatchNorm + Scale);
+              images at the net's input size: contrastive loss + 196-way classifier, BatchNorm + Scale);
   koch        training step of prototxt/omniglot_koch_train_test.prototxt (TRAIN, 105x105
               pairs), 8 pairs by default;
   caffenet    inference of BVLC's CaffeNet deploy net (tests/configs/bvlc_caffenet_deploy.prototxt
@@ -78,11 +78,18 @@ QUICK_BATCHES = {"lenet": [4], "omniglot": [4], "koch": [2], "caffenet": [1, 2],
                  "batchnorm": [2], "lrn": [2]}
 
 
+def omniglot_size():
+    """The image side the Omniglot recipe takes (its RUN Input layer "input_data")."""
+    from layerforge import io
+    net = io.read_net(str(ROOT / WORKLOADS["omniglot"][1]))
+    return next(layer for layer in net.layer if layer.name == "input_data").input_param.shape[0].dim[2]
+
+
 def train_inputs(name, batch, rng):
     """Synthetic blobs for the Input layers that replace a training net's Data layers."""
     if name == "lenet":
         return {"data": rng.random((batch, 1, 28, 28)), "label": rng.integers(0, 10, batch)}
-    size = 28 if name == "omniglot" else 105
+    size = omniglot_size() if name == "omniglot" else 105
     pairs = rng.random((batch, 2, size, size))
     same = rng.random(batch) < 0.5
     if name == "omniglot":

@@ -45,7 +45,7 @@ def make_omniglot(data):
     zips.mkdir(parents=True)
     make_zip(zips / "background.zip", "images_background", {"Greek": 4, "Korean": 3}, drawers=4)
     make_zip(zips / "held_out.zip", "images_background_small1", {"Balinese": 3, "Early_Aramaic": 2}, drawers=4)
-    for name, size in (("omniglot", (28, 28)), ("omniglot105", None)):
+    for name, size in (("omniglot", (56, 56)), ("omniglot105", None)):
         build_omniglot_lmdb(data / name / "train", zips / "background.zip", size)
         build_omniglot_lmdb(data / name / "val", zips / "held_out.zip", size)
 

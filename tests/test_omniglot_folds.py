@@ -2,6 +2,7 @@
 import importlib.util
 import pathlib
 import re
+import subprocess
 
 import pytest
 
@@ -51,3 +52,14 @@ def test_recipe_on_all_alphabets_keeps_only_its_training_data_and_tests_nothing(
     assert (list(solver.test_iter), solver.test_interval) == ([], 0)
     classifier, = (layer for layer in solver.net_param.layer if layer.name == "classifier")
     assert classifier.inner_product_param.num_output == 242
+
+
+@pytest.mark.parametrize("recipe", ["omniglot_siamese_solver.prototxt", "omniglot_triplet_solver.prototxt"])
+def test_data_is_built_at_the_size_the_recipe_and_its_deploy_net_take(recipe):
+    folds = load_script()
+    size = folds.input_size(str(ROOT / "solvers" / recipe))
+    deploy = io.read_net(folds.DEPLOY)
+    assert tuple(deploy.layer[0].input_param.shape[0].dim[2:]) == size
+    dry_run = subprocess.run(["make", "-n", "omniglot", f"OMNIGLOT_SOLVER=solvers/{recipe}"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    assert dry_run.count(f"--resize {size[0]}x{size[1]} ") == 2
