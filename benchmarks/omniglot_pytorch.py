@@ -106,6 +106,10 @@ def main():
                                  betas=(solver.momentum, solver.momentum2), eps=solver.delta)
     steps = list(solver.stepvalue)
     eval_at = {int(i) for i in args.eval_at.split(",") if i}
+    try:
+        held_out_trials(size, args.trials, held_out)  # before training: a missing zip stops it now
+    except oneshot.OneShotError as err:
+        sys.exit(f"omniglot_pytorch: {err}")
     start, cpu = time.time(), time.process_time()
     for it in range(args.iters):
         if it in steps:
