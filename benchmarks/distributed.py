@@ -9,9 +9,8 @@ Usage: python benchmarks/distributed.py [--iterations N]
    parameter count: bytes sent per rank and time.
 3. A model for clusters: the ring Allreduce cost (distributed.ring_allreduce_seconds: 2(n-1)
    steps, each moving 1/n of the gradients plus a 5 us latency) added to the measured step time,
-   for 8 and 64 nodes on 10 and 100 Gb/s, for the MNIST Siamese net and the Omniglot net (same
-   input size and batch, so the MNIST step time is assumed for it). Weak scaling (batch per rank
-   fixed), no overlap of communication with backward: a lower bound.
+   for 8 and 64 nodes on 10 and 100 Gb/s, for the MNIST Siamese net. Weak scaling (batch per
+   rank fixed), no overlap of communication with backward: a lower bound.
 """
 import argparse
 import json
@@ -72,12 +71,6 @@ def run(command, env=None):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def omniglot_parameters():
-    from layerforge import Net
-    path = ROOT / "prototxt" / "omniglot_siamese_deploy.prototxt"
-    return sum(b.count for b in Net(path, "RUN").learnable_params) if path.exists() else None
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=100)
@@ -112,10 +105,6 @@ def main():
         print(f"  {r['values']:>10,} values  {r['bytes'] / 1e6:8.2f} MB per rank  {r['ms']:8.3f} ms")
 
     nets = {"MNIST Siamese": (one["params"], one["ms"] / 1000)}
-    omniglot = omniglot_parameters()
-    if omniglot is not None:
-        # Same input size (28x28) and batch (64 pairs) as the MNIST net: its step time is assumed.
-        nets["Omniglot Siamese (MNIST's step time assumed)"] = (omniglot, one["ms"] / 1000)
     print("\nModelled weak-scaling efficiency (ring Allreduce, no overlap), per-rank step as measured alone:")
     for name, (params, step) in nets.items():
         print(f"  {name}: {params:,} parameters, {1000 * step:.2f} ms per step")
