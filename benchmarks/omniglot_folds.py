@@ -87,9 +87,8 @@ def fold_files(folder, train_lmdb, val_lmdb, classes, iters, solver_path=SOLVER)
     return path, f"{solver.snapshot_prefix}_iter_{iters}.caffemodel"
 
 
-def input_size(solver_path):
-    """(height, width) of the images the solver's net takes: the shape of its RUN Input "input_data"."""
-    net = io.read_net(io.read_solver(solver_path).net)
+def input_size(net):
+    """(height, width) of the images an Omniglot recipe's NetParameter takes: its RUN Input "input_data"."""
     shape = next(layer for layer in net.layer if layer.name == "input_data").input_param.shape[0].dim
     return shape[2], shape[3]
 
@@ -97,7 +96,7 @@ def input_size(solver_path):
 def train_recipe(folder, held_out, iters, solver_path):
     """Train the recipe on every alphabet but `held_out`: its weights, characters and seconds."""
     train = [a for a in ALPHABETS if a not in held_out]
-    size = input_size(solver_path)
+    size = input_size(io.read_net(io.read_solver(solver_path).net))
     try:
         train_lmdb, train_data = build_omniglot_lmdb(os.path.join(folder, "train"), size=size, alphabets=train)
         val_lmdb = None

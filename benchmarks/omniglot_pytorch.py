@@ -36,6 +36,7 @@ from layerforge import io  # noqa: E402
 from layerforge.proto import layerforge_pb2 as pb  # noqa: E402
 from layerforge.testing import make_layer  # noqa: E402
 from layerforge.tools import oneshot  # noqa: E402
+from omniglot_folds import input_size  # noqa: E402
 
 SOLVER = os.path.join(ROOT, "solvers", "omniglot_siamese_solver.prototxt")
 HELD_OUT = ["Balinese", "Early_Aramaic"]
@@ -92,7 +93,7 @@ def main():
     layers = {layer.name: layer for layer in net.layer}
     classes = layers["classifier"].inner_product_param.num_output
     feat = layers["feat"].inner_product_param.num_output
-    size = layers["input_data"].input_param.shape[0].dim[2]
+    size = input_size(net)[0]
 
     encoder = Encoder(layers["conv1"].convolution_param.num_output, feat, size)
     classifier = nn.Linear(feat, classes)

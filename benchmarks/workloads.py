@@ -79,10 +79,10 @@ QUICK_BATCHES = {"lenet": [4], "omniglot": [4], "koch": [2], "caffenet": [1, 2],
 
 
 def omniglot_size():
-    """The image side the Omniglot recipe takes (its RUN Input layer "input_data")."""
+    """The image side the Omniglot recipe's net takes, as omniglot_folds reads it."""
     from layerforge import io
-    net = io.read_net(str(ROOT / WORKLOADS["omniglot"][1]))
-    return next(layer for layer in net.layer if layer.name == "input_data").input_param.shape[0].dim[2]
+    from omniglot_folds import input_size
+    return input_size(io.read_net(str(ROOT / WORKLOADS["omniglot"][1])))[0]
 
 
 def train_inputs(name, batch, rng):

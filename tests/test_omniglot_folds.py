@@ -57,7 +57,7 @@ def test_recipe_on_all_alphabets_keeps_only_its_training_data_and_tests_nothing(
 @pytest.mark.parametrize("recipe", ["omniglot_siamese_solver.prototxt", "omniglot_triplet_solver.prototxt"])
 def test_data_is_built_at_the_size_the_recipe_and_its_deploy_net_take(recipe):
     folds = load_script()
-    size = folds.input_size(str(ROOT / "solvers" / recipe))
+    size = folds.input_size(io.read_net(io.read_solver(ROOT / "solvers" / recipe).net))
     deploy = io.read_net(folds.DEPLOY)
     assert tuple(deploy.layer[0].input_param.shape[0].dim[2:]) == size
     dry_run = subprocess.run(["make", "-n", "omniglot", f"OMNIGLOT_SOLVER=solvers/{recipe}"], cwd=ROOT,
