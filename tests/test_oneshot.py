@@ -9,9 +9,9 @@ from layerforge.data.store import datums
 from layerforge.io import parse_text
 from layerforge.net import Net, NetError
 from layerforge.proto import layerforge_pb2 as pb
-from layerforge.tools.oneshot import (Z95, OneShotError, input_transform, load_folder_images,
-                                      load_lmdb_images, net_encoder, one_shot_accuracy,
-                                      wilson_interval)
+from layerforge.tools.oneshot import (Z95, OneShotError, concatenated_encoder, input_transform,
+                                      load_folder_images, load_lmdb_images, net_encoder,
+                                      one_shot_accuracy, wilson_interval)
 from tests.data.test_idx import fake_mnist  # noqa: F401  (fixture: small fake MNIST IDX files)
 
 
@@ -286,3 +286,33 @@ layer { name: "score" type: "InnerProduct" bottom: "l1" top: "score"
     result = score_trials(pair_scores(net, images), query, support, np.random.default_rng(1))
     expected = score_trials(lambda q, s: -l1, query, support, np.random.default_rng(1))
     assert result == expected
+
+
+def test_concatenated_encoder_weighs_each_model_alike():
+    """Each model's encodings are divided by their mean L2 norm over the images, then joined."""
+    rng = np.random.default_rng(4)
+    images = rng.standard_normal((7, 1, 2, 3))
+    big, small = rng.standard_normal((6, 5)) * 1000, rng.standard_normal((6, 2)) / 1000
+    first, second = (lambda x: x.reshape(7, 6) @ big), (lambda x: x.reshape(7, 6) @ small)
+    joined = concatenated_encoder([first, second])(images)
+    a, b = first(images), second(images)
+    expected = np.hstack([a / np.sqrt((a ** 2).sum(1)).mean(), b / np.sqrt((b ** 2).sum(1)).mean()])
+    np.testing.assert_allclose(joined, expected, rtol=1e-12)
+    for part in (joined[:, :5], joined[:, 5:]):
+        assert np.linalg.norm(part, axis=1).mean() == pytest.approx(1.0)
+    collapsed = concatenated_encoder([first, lambda x: np.zeros((len(x), 3))])(images)
+    np.testing.assert_array_equal(collapsed[:, 5:], 0)   # an all-zero encoding stays zero
+
+
+def test_two_models_tell_apart_what_neither_does_alone():
+    """Classes 0/1 differ only in the first coordinate, 1/2 only in the second: each model sees
+    one coordinate and confuses two classes; together they separate all three."""
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]])
+    labels = np.repeat(np.arange(3), 6)
+    images = centres[labels] + 0.01 * np.random.default_rng(5).standard_normal((18, 2))
+
+    def accuracy(encode):
+        return one_shot_accuracy(encode, images, labels, 3, 300, np.random.default_rng(0)).accuracy
+    first, second = (lambda x: x[:, :1]), (lambda x: x[:, 1:])
+    assert accuracy(first) < 0.9 and accuracy(second) < 0.9
+    assert accuracy(concatenated_encoder([first, second])) == 1.0

@@ -110,27 +110,50 @@ def cmd_embed(args):
 
 # ---------------------------------------------------------------- encodings of images
 
-def _encoder_arguments(p):
-    """--model, --weights and --scale of the commands that encode images (_encodable_images)."""
-    p.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
-    p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
+def _encoder_arguments(p, several=False):
+    """--model, --weights and --scale of the commands that encode images; with `several`,
+    --model and --weights may repeat (oneshot's models scored together)."""
+    if several:
+        p.add_argument("--model", required=True, action="append", metavar="M",
+                       help="net prototxt (phase RUN is used); repeat it with --weights to score "
+                            "several models together, or give one for all the --weights")
+        p.add_argument("--weights", required=True, action="append", metavar="W",
+                       help=".caffemodel weights; repeat for several models")
+    else:
+        p.add_argument("--model", required=True, metavar="M", help="net prototxt (phase RUN is used)")
+        p.add_argument("--weights", required=True, metavar="W", help=".caffemodel weights")
     p.add_argument("--scale", type=float, default=0.00390625, metavar="S",
                    help="pixel scale when the model has no transform_param (default: 1/256)")
 
 
-def _encodable_images(args):
-    """(RUN net with args.weights, images, labels, transform) for oneshot and centroids: the
-    images of args.source (LMDB) or args.images (folder), transformed for the net's 'data'."""
+def _model_pairs(args):
+    """[(model, weights)] of repeated --model/--weights: one model for all the weights, or
+    the k-th model with the k-th weights."""
+    models = args.model * len(args.weights) if len(args.model) == 1 else args.model
+    if len(models) != len(args.weights):
+        raise CommandError(f"give one --model for all the --weights or one per --weights, got "
+                           f"{len(args.model)} --model and {len(args.weights)} --weights")
+    return list(zip(models, args.weights))
+
+
+def _run_net(model, weights):
+    """The RUN net of `model` with `weights`, checked to have an Input blob 'data' for images."""
+    from layerforge.net import Net
+
+    net = Net(model, "RUN", weights=weights)
+    if "data" not in net.inputs:
+        raise CommandError(f"{model}: no Input blob 'data' in phase RUN to feed the images to "
+                           f"(inputs: {', '.join(net.inputs) or 'none'})")
+    return net
+
+
+def _labelled_images(args, net):
+    """(images, labels) of args.source (LMDB) or args.images (folder, read at the size of the
+    net's 'data'), only of args.classes when given."""
     import numpy as np
 
-    from layerforge import io
-    from layerforge.net import Net
     from layerforge.tools import oneshot
 
-    net = Net(args.model, "RUN", weights=args.weights)
-    if "data" not in net.inputs:
-        raise CommandError(f"{args.model}: no Input blob 'data' in phase RUN to feed the images to "
-                           f"(inputs: {', '.join(net.inputs) or 'none'})")
     shape = net.blobs["data"].shape
     classes = args.classes.split(",") if args.classes else None
     if getattr(args, "images", None):
@@ -138,19 +161,44 @@ def _encodable_images(args):
         images, labels = oneshot.load_folder_images(args.images, classes, size, gray)
     else:
         images, labels = oneshot.load_lmdb_images(args.source, classes)
-    transform, item_shape, how = oneshot.input_transform(io.read_net(args.model), args.scale,
-                                                         images.shape[1:])
-    if tuple(item_shape) != tuple(shape[1:]):
-        raise CommandError(f"the images are {'x'.join(map(str, item_shape))} after the transform but "
-                           f"the net's input 'data' is {'x'.join(map(str, shape[1:]))} per item")
     found, counts = np.unique(labels, return_counts=True)
-    log.info("Encoding %d images of classes %s (%s per class), transformed %s", len(images),
-             ", ".join(map(str, found)), "-".join(map(str, sorted({counts.min(), counts.max()}))), how)
-    return net, images, labels, transform
+    log.info("Encoding %d images of classes %s (%s per class)", len(images),
+             ", ".join(map(str, found)), "-".join(map(str, sorted({counts.min(), counts.max()}))))
+    return images, labels
+
+
+def _input_transform(args, model, net, images):
+    """The transform of raw `images` for the net's 'data' (see oneshot.input_transform), checked
+    to give the shape the net takes."""
+    from layerforge import io
+    from layerforge.tools import oneshot
+
+    transform, item_shape, how = oneshot.input_transform(io.read_net(model), args.scale, images.shape[1:])
+    shape = net.blobs["data"].shape
+    if tuple(item_shape) != tuple(shape[1:]):
+        raise CommandError(f"{model}: the images are {'x'.join(map(str, item_shape))} after the transform "
+                           f"but the net's input 'data' is {'x'.join(map(str, shape[1:]))} per item")
+    log.info("%s: images transformed %s", model, how)
+    return transform
+
+
+def _encoder(args, pairs, nets, images):
+    """(encode, description) of the models of `pairs`: one net's args.blob (default feat), or
+    several nets' concatenated (oneshot.concatenated_encoder)."""
+    from layerforge.tools import oneshot
+
+    blob = args.blob or "feat"
+    encoders = [oneshot.net_encoder(net, blob, transform=_input_transform(args, model, net, images))
+                for (model, _), net in zip(pairs, nets)]
+    if len(encoders) == 1:
+        return encoders[0], f"Euclidean distance of '{blob}'"
+    return (oneshot.concatenated_encoder(encoders),
+            f"Euclidean distance of the {len(encoders)} models' '{blob}' concatenated, each scaled to "
+            f"unit mean norm")
 
 
 def _oneshot_arguments(p):
-    _encoder_arguments(p)
+    _encoder_arguments(p, several=True)
     p.add_argument("--ways", type=at_least(2), default=5, metavar="N",
                    help="classes per trial (default: 5; with --runs, the runs decide)")
     p.add_argument("--trials", type=at_least(1), default=1000, metavar="T",
@@ -189,36 +237,38 @@ def _oneshot_arguments(p):
     "over the trials and its 95% Wilson score interval. The net runs in phase RUN: its Input "
     "blob 'data' takes the images, transformed as its Input layer's transform_param says (else "
     "as its Data layer's does in TEST, else scaled by --scale); every image is encoded once. "
-    "Seeded, so runs repeat."))
+    "Several encoders (--model/--weights repeated, or one --model for several --weights) are "
+    "scored together: each model's encodings are scaled to unit mean norm over the images and "
+    "concatenated. Seeded, so runs repeat."))
 def cmd_oneshot(args):
     import numpy as np
 
     from layerforge.tools import oneshot as tool
 
+    pairs = _model_pairs(args)
+    nets = [_run_net(model, weights) for model, weights in pairs]
     if args.runs or args.alphabets:
-        result = _omniglot_one_shot(args)
+        result = _omniglot_one_shot(args, pairs, nets)
     else:
-        net, images, labels, transform = _encodable_images(args)
-        encode = tool.net_encoder(net, args.blob or "feat", transform=transform)
+        images, labels = _labelled_images(args, nets[0])
+        encode, by = _encoder(args, pairs, nets, images)
+        log.info("Classified by %s", by)
         result = tool.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
                                         np.random.default_rng(args.seed))
     print(result.line())
     return 0
 
 
-def _omniglot_one_shot(args):
+def _omniglot_one_shot(args, pairs, nets):
     """OneShotResult of --runs or --alphabets trials, by encodings or by a verification net."""
     import numpy as np
 
-    from layerforge import io
-    from layerforge.net import Net
     from layerforge.tools import oneshot as tool
 
-    net = Net(args.model, "RUN", weights=args.weights)
-    shape = net.blobs["data"].shape if "data" in net.inputs else ()
+    shape = nets[0].blobs["data"].shape
     if len(shape) != 4 or shape[1] != 1:
-        raise CommandError(f"{args.model}: Omniglot trials need an Input blob 'data' of N x 1 x H x W "
-                           f"in phase RUN (inputs: {', '.join(net.inputs) or 'none'})")
+        raise CommandError(f"{pairs[0][0]}: Omniglot trials need an Input blob 'data' of N x 1 x H x W "
+                           f"in phase RUN, not {'x'.join(map(str, shape))}")
     rng = np.random.default_rng(args.seed)
     if args.runs:
         images, query, support = tool.read_runs(args.runs, tuple(shape[2:]))
@@ -228,15 +278,18 @@ def _omniglot_one_shot(args):
         images, query, support = tool.alphabet_trials(args.zip_dir, alphabets, tuple(shape[2:]),
                                                       args.ways, args.trials, rng)
         where = f"alphabets {', '.join(alphabets)}"
-    transform, _, how = tool.input_transform(io.read_net(args.model), args.scale, images.shape[1:])
-    if "data_p" in net.inputs:
-        score = tool.pair_scores(net, images, transform, args.blob)
+    if "data_p" in nets[0].inputs:
+        if len(nets) > 1:
+            raise CommandError(f"{pairs[0][0]} is a verification net (inputs 'data' and 'data_p'): "
+                               f"only encoders can be scored together")
+        score = tool.pair_scores(nets[0], images, _input_transform(args, pairs[0][0], nets[0], images),
+                                 args.blob)
         by = "verification score"
     else:
-        score = tool.euclidean_scores(tool.net_encoder(net, args.blob or "feat", transform=transform)(images))
-        by = f"Euclidean distance of '{args.blob or 'feat'}'"
-    log.info("%d trials of %s (%d images, %dx%d, transformed %s), classified by %s", len(query), where,
-             len(images), shape[2], shape[3], how, by)
+        encode, by = _encoder(args, pairs, nets, images)
+        score = tool.euclidean_scores(encode(images))
+    log.info("%d trials of %s (%d images, %dx%d), classified by %s", len(query), where,
+             len(images), shape[2], shape[3], by)
     return tool.score_trials(score, query, support, rng)
 
 
@@ -264,7 +317,9 @@ def cmd_centroids(args):
 
     from layerforge.tools import centroids as tool, oneshot
 
-    net, images, labels, transform = _encodable_images(args)
+    net = _run_net(args.model, args.weights)
+    images, labels = _labelled_images(args, net)
+    transform = _input_transform(args, args.model, net, images)
     if args.images:   # folder names -> the labels `data images` gives them
         folders = sorted(entry.name for entry in os.scandir(args.images) if entry.is_dir())
         labels = np.array([folders.index(name) for name in labels])

@@ -97,6 +97,22 @@ def euclidean_scores(encodings):
     return score
 
 
+def concatenated_encoder(encoders):
+    """encode(images) of several models together: each encoder's encodings (flattened) scaled
+    to unit mean L2 norm over `images`, then concatenated. The scaling gives every model the
+    same weight in the Euclidean distance whatever the scale of its encoding; it is one number
+    per model, computed from the images being scored without their labels."""
+    def encode(images):
+        parts = []
+        for one in encoders:
+            encodings = np.asarray(one(images), np.float64)
+            encodings = encodings.reshape(len(encodings), -1)
+            norm = np.linalg.norm(encodings, axis=1).mean()
+            parts.append(encodings / norm if norm > 0 else encodings)
+        return np.concatenate(parts, axis=1)
+    return encode
+
+
 def score_trials(score, query, support, rng):
     """OneShotResult of trials whose right answer is column 0 of `support` (T×N indices):
     `score(query, support)` gives T×N similarities; the highest wins, ties broken with rng."""

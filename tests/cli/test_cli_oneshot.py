@@ -10,7 +10,7 @@ from layerforge.cli import main
 from layerforge.data import write_lmdb
 from layerforge.data.store import datums
 from layerforge.net import Net
-from layerforge.tools.oneshot import one_shot_accuracy
+from layerforge.tools.oneshot import concatenated_encoder, one_shot_accuracy
 from tests.cli import write_net
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +162,59 @@ def test_help_and_usage(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
     assert main(["oneshot", "--model", "m", "--weights", "w", "--source", "s", "--ways", "1"]) == 2
     assert "argument --ways: must be at least 2, got 1" in capsys.readouterr().err
+
+
+def weights_seeing(folder, name, pixels):
+    """Weights of TINY whose feat copies the chosen pixels (the other outputs zero)."""
+    net = Net(write_net(folder, TINY, "tiny.prototxt"), "RUN")
+    net.params["feat"][0].data[...] = 0
+    net.params["feat"][1].data[...] = 0
+    for row, pixel in enumerate(pixels):
+        net.params["feat"][0].data[row, pixel] = 1
+    net.save(folder / name)
+    return folder / name
+
+
+def test_several_models_are_scored_together(tmp_path, capsys):
+    """Classes 0/1 differ only in pixel 0, 1/2 only in pixel 3: a model seeing pixels 0-1 and
+    one seeing pixels 2-3 each confuse two classes; their encodings concatenated, each scaled
+    to unit mean norm, tell all three apart, and the line is one_shot_accuracy's on them."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(3), 8)
+    centres = np.array([[20, 20, 20, 20], [200, 20, 20, 20], [200, 20, 20, 200]]).reshape(3, 1, 2, 2)
+    images = centres[labels] + rng.integers(0, 3, (24, 1, 2, 2))
+    source = lmdb_of(tmp_path, images, labels)
+    model = write_net(tmp_path, TINY, "tiny.prototxt")
+    left = weights_seeing(tmp_path, "left.caffemodel", [0, 1])
+    right = weights_seeing(tmp_path, "right.caffemodel", [2, 3])
+    argv = ["--source", source, "--ways", 3, "--trials", 200, "--seed", 4, "--scale", 0.5]
+    alone = [run(capsys, "--model", model, "--weights", w, *argv) for w in (left, right)]
+    assert all(status == 0 and float(out.split(": ")[1].split()[0]) < 0.9 for status, out, _ in alone)
+    pixels = 0.5 * images.reshape(24, 4).astype(np.float64)
+    expected = one_shot_accuracy(concatenated_encoder([lambda x: x[:, :2], lambda x: x[:, 2:]]), pixels,
+                                 labels, 3, 200, np.random.default_rng(4))
+    assert expected.accuracy == 1.0
+    for models in ([model], [model, model]):      # one --model for all the --weights, or one each
+        status, out, err = run(capsys, *[a for m in models for a in ("--model", m)],
+                               "--weights", left, "--weights", right, *argv)
+        assert status == 0, err
+        assert out == expected.line() + "\n"
+        assert "the 2 models' 'feat' concatenated, each scaled to unit mean norm" in err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("count", "give one --model for all the --weights or one per --weights, got 2 --model and 3 --weights"),
+    ("size", "big.prototxt: the images are 1x2x2 after the transform but the net's input 'data' is 1x3x3"),
+])
+def test_several_models_errors(tmp_path, capsys, case, message):
+    model, weights = tiny_model(tmp_path)
+    source = lmdb_of(tmp_path, np.zeros((6, 1, 2, 2)), [0, 0, 1, 1, 2, 2])
+    if case == "count":
+        argv = ["--model", model, "--model", model] + ["--weights", weights] * 3
+    else:
+        big = write_net(tmp_path, TINY.replace("dim: 2 dim: 2", "dim: 3 dim: 3"), "big.prototxt")
+        Net(big, "RUN").save(tmp_path / "big.caffemodel")
+        argv = ["--model", model, "--weights", weights, "--model", big, "--weights", tmp_path / "big.caffemodel"]
+    status, out, err = run(capsys, *argv, "--source", source, "--ways", 3)
+    assert status == 2 and out == ""
+    assert message in err.splitlines()[-1] and "Traceback" not in err

@@ -70,6 +70,23 @@ def test_alphabets_within_alphabet_trials(tmp_path, capsys):
     assert status == 2 and "7-way trials within a group need a group with 7 classes" in capsys.readouterr().err
 
 
+def test_several_encoders_together_and_not_a_verification_net(tmp_path, capsys):
+    """Two encoders score --runs together (raw pixels twice: still every trial right); a
+    verification net compares pairs itself and cannot be joined with another model."""
+    make_runs(tmp_path / "runs", runs=2, ways=5)
+    pixels, pixel_weights = model(tmp_path, PIXELS, "pixels")
+    ways, trials, accuracy, err = oneshot(capsys, "--model", pixels, "--weights", pixel_weights,
+                                          "--weights", pixel_weights, "--runs", tmp_path / "runs")
+    assert (ways, trials, accuracy) == (5, 10, 1.0)
+    assert "the 2 models' 'feat' concatenated" in err
+    verify, verify_weights = model(tmp_path, VERIFY, "verify")
+    status = main(["oneshot", "--model", verify, "--weights", verify_weights, "--model", pixels,
+                   "--weights", pixel_weights, "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "verify.prototxt is a verification net (inputs 'data' and 'data_p'): only encoders" in err
+
+
 def lake_runs_from_zips(zip_dir, folder, alphabets=("Korean", "Sanskrit"), ways=20):
     """Lake's layout from the background zips: per run, 20 characters of one alphabet, the
     training images by one drawer and the test items (shuffled) by another."""
