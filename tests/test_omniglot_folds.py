@@ -1,5 +1,6 @@
 """benchmarks/omniglot_folds.py points the recipe at each fold's data and characters."""
 import importlib.util
+import os
 import pathlib
 import re
 import subprocess
@@ -63,3 +64,52 @@ def test_data_is_built_at_the_size_the_recipe_and_its_deploy_net_take(recipe):
     dry_run = subprocess.run(["make", "-n", "omniglot", f"OMNIGLOT_SOLVER=solvers/{recipe}"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
     assert dry_run.count(f"--resize {size[0]}x{size[1]} ") == 2
+
+
+def dry_run(target):
+    return subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={**os.environ, "LAYERFORGE_OMNIGLOT": "zips"}).stdout
+
+
+ENSEMBLE = ["solvers/omniglot_ensemble_siamese_solver.prototxt", "solvers/omniglot_ensemble_triplet_solver.prototxt"]
+
+
+def test_make_omniglot_ensemble_trains_both_recipes_on_one_data_and_scores_them_together():
+    commands = dry_run("omniglot-ensemble")
+    assert commands.count("layerforge data omniglot ") == 2
+    trained = re.findall(r"layerforge train --solver (\S+?);", commands)
+    assert trained == ENSEMBLE
+    finals = []
+    for path in trained:
+        solver = io.read_solver(ROOT / path)
+        final = f"{solver.snapshot_prefix}_final.caffemodel"
+        assert f"cp {solver.snapshot_prefix}_iter_{solver.max_iter}.caffemodel {final}" in commands
+        finals.append(final)
+    deploy = "layerforge oneshot --model prototxt/omniglot_siamese_deploy.prototxt "
+    scored = re.findall(deploy + r"((?:--weights \S+ )+)", commands)
+    one, two = (f"--weights {final} " for final in finals)
+    assert scored == [one, two, one + two]
+
+
+def test_the_ensemble_is_the_two_recipes_for_fewer_iterations():
+    """Each ensemble solver is its recipe's solver with max_iter and the step scaled together."""
+    for ensemble, recipe in zip(ENSEMBLE, ["solvers/omniglot_siamese_solver.prototxt",
+                                           "solvers/omniglot_triplet_solver.prototxt"]):
+        short, full = io.read_solver(ROOT / ensemble), io.read_solver(ROOT / recipe)
+        assert short.stepvalue[0] * 4 == short.max_iter * 3 and short.max_iter < full.max_iter
+        for solver in (short, full):
+            for field in ("max_iter", "stepvalue", "snapshot_prefix"):
+                solver.ClearField(field)
+        assert short == full
+
+
+def test_make_omniglot_ensemble_all_trains_both_on_every_alphabet_and_names_their_weights(tmp_path):
+    commands = dry_run("omniglot-ensemble-all")
+    runs = re.findall(r"omniglot_folds.py --all --solver (\S+) --iters (\d+) --out (\S+?);", commands)
+    assert [solver for solver, _, _ in runs] == ENSEMBLE
+    folds = load_script()
+    weights = []
+    for solver, iters, out in runs:
+        _, trained = folds.fold_files(str(tmp_path), "/d/train_lmdb", None, 242, int(iters), str(ROOT / solver))
+        weights.append(out + trained[len(str(tmp_path)):])
+    assert " ".join(f"--weights {w}" for w in weights) + " --runs DIR" in commands
