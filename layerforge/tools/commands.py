@@ -182,14 +182,14 @@ def _input_transform(args, model, net, images):
     return transform
 
 
-def _encoder(args, pairs, nets, images):
-    """(encode, description) of the models of `pairs`: one net's args.blob (default feat), or
-    several nets' concatenated (oneshot.concatenated_encoder)."""
+def _encoder(args, models, images):
+    """(encode, description) of `models`, (model path, RUN net) pairs: one net's args.blob
+    (default feat), or several nets' concatenated (oneshot.concatenated_encoder)."""
     from layerforge.tools import oneshot
 
     blob = args.blob or "feat"
     encoders = [oneshot.net_encoder(net, blob, transform=_input_transform(args, model, net, images))
-                for (model, _), net in zip(pairs, nets)]
+                for model, net in models]
     if len(encoders) == 1:
         return encoders[0], f"Euclidean distance of '{blob}'"
     return (oneshot.concatenated_encoder(encoders),
@@ -245,13 +245,12 @@ def cmd_oneshot(args):
 
     from layerforge.tools import oneshot as tool
 
-    pairs = _model_pairs(args)
-    nets = [_run_net(model, weights) for model, weights in pairs]
+    models = [(model, _run_net(model, weights)) for model, weights in _model_pairs(args)]
     if args.runs or args.alphabets:
-        result = _omniglot_one_shot(args, pairs, nets)
+        result = _omniglot_one_shot(args, models)
     else:
-        images, labels = _labelled_images(args, nets[0])
-        encode, by = _encoder(args, pairs, nets, images)
+        images, labels = _labelled_images(args, models[0][1])
+        encode, by = _encoder(args, models, images)
         log.info("Classified by %s", by)
         result = tool.one_shot_accuracy(encode, images, labels, args.ways, args.trials,
                                         np.random.default_rng(args.seed))
@@ -259,16 +258,21 @@ def cmd_oneshot(args):
     return 0
 
 
-def _omniglot_one_shot(args, pairs, nets):
+def _omniglot_one_shot(args, models):
     """OneShotResult of --runs or --alphabets trials, by encodings or by a verification net."""
     import numpy as np
 
     from layerforge.tools import oneshot as tool
 
-    shape = nets[0].blobs["data"].shape
+    model, net = models[0]
+    shape = net.blobs["data"].shape
     if len(shape) != 4 or shape[1] != 1:
-        raise CommandError(f"{pairs[0][0]}: Omniglot trials need an Input blob 'data' of N x 1 x H x W "
+        raise CommandError(f"{model}: Omniglot trials need an Input blob 'data' of N x 1 x H x W "
                            f"in phase RUN, not {'x'.join(map(str, shape))}")
+    verification = "data_p" in net.inputs
+    if verification and len(models) > 1:
+        raise CommandError(f"{model} is a verification net (inputs 'data' and 'data_p'): "
+                           f"only encoders can be scored together")
     rng = np.random.default_rng(args.seed)
     if args.runs:
         images, query, support = tool.read_runs(args.runs, tuple(shape[2:]))
@@ -278,15 +282,11 @@ def _omniglot_one_shot(args, pairs, nets):
         images, query, support = tool.alphabet_trials(args.zip_dir, alphabets, tuple(shape[2:]),
                                                       args.ways, args.trials, rng)
         where = f"alphabets {', '.join(alphabets)}"
-    if "data_p" in nets[0].inputs:
-        if len(nets) > 1:
-            raise CommandError(f"{pairs[0][0]} is a verification net (inputs 'data' and 'data_p'): "
-                               f"only encoders can be scored together")
-        score = tool.pair_scores(nets[0], images, _input_transform(args, pairs[0][0], nets[0], images),
-                                 args.blob)
+    if verification:
+        score = tool.pair_scores(net, images, _input_transform(args, model, net, images), args.blob)
         by = "verification score"
     else:
-        encode, by = _encoder(args, pairs, nets, images)
+        encode, by = _encoder(args, models, images)
         score = tool.euclidean_scores(encode(images))
     log.info("%d trials of %s (%d images, %dx%d), classified by %s", len(query), where,
              len(images), shape[2], shape[3], by)
