@@ -113,6 +113,8 @@ omniglot-ensemble: install
 
 # $(call all_folder,SOLVER): where omniglot_folds.py --all trains SOLVER's recipe on all eight alphabets.
 all_folder = $(dir $(call solver_field,$(1),snapshot_prefix))all
+# $(call all_weights,SOLVER): the weights omniglot_folds.py --all writes there.
+all_weights = $(call all_folder,$(1))/omniglot_iter_$(call solver_field,$(1),max_iter).caffemodel
 # The model for characters of other alphabets (Omniglot's evaluation set): the same recipe trained
 # on all eight background alphabets, 242 characters. Nothing is left to score it on.
 omniglot-all: install
@@ -130,7 +132,7 @@ omniglot-ensemble-all: install
 	$(foreach s,$(ENSEMBLE_SOLVERS),$(PY) benchmarks/omniglot_folds.py --all --solver $(s) \
 	    --iters $(call solver_field,$(s),max_iter) --out $(call all_folder,$(s));) \
 	echo "Score them together, e.g. on Lake's runs: $(LF) oneshot --model prototxt/omniglot_siamese_deploy.prototxt" \
-	     "$(foreach s,$(ENSEMBLE_SOLVERS),--weights $(call all_folder,$(s))/omniglot_iter_$(call solver_field,$(s),max_iter).caffemodel) --runs DIR"; \
+	     "$(foreach s,$(ENSEMBLE_SOLVERS),--weights $(call all_weights,$(s))) --runs DIR"; \
 	echo "Wall time: $$(( $$(date +%s) - start )) s"
 
 demo-triplet: install
